@@ -1,0 +1,56 @@
+/*-------------------------------------------------------------------------
+ *
+ * errors.h
+ *	  The SQLSTATEs of order_engine's own errors.
+ *
+ * Every error a client may need to branch on gets its own code in class
+ * "OE" (class letters I-Z are left to implementations by the SQL standard
+ * and PostgreSQL does not use "O").  Bad input uses PostgreSQL's standard
+ * codes (22023, 22004, 22003 ...); the complete list, standard codes
+ * included, is the SQLSTATE table in README.md.  Codes are never reused:
+ * retire one by leaving a gap.
+ *
+ *	code   macro								raised when
+ *	-----  -----------------------------------	-------------------------------
+ *	OE001  ERRCODE_OE_VERSION_CONFLICT			expected_version is stale
+ *	OE002  ERRCODE_OE_ROW_NOT_FOUND				versioned update of a missing row
+ *	OE003  ERRCODE_OE_IDEMPOTENCY_KEY_REUSED	same key, different request
+ *	OE004  ERRCODE_OE_ILLEGAL_TRANSITION		order state machine refuses a move
+ *	OE005  ERRCODE_OE_HOLD_STATE_CONFLICT		e.g. confirming a released hold
+ *	OE006  ERRCODE_OE_ORDER_CONFLICT			order number reused for other content
+ *	OE007  ERRCODE_OE_AMOUNT_MISMATCH			payment amount differs from the total
+ *	OE008  ERRCODE_OE_SKU_NOT_FOUND				unknown SKU
+ *	OE009  ERRCODE_OE_ORDER_NOT_FOUND			unknown order number
+ *	OE010  ERRCODE_OE_ID_TAG_NOT_FOUND			next_id on an unregistered tag
+ *	OE011  ERRCODE_OE_CLOCK_MOVED_BACKWARDS		snowflake clock went back too far
+ *	OE012  ERRCODE_OE_INSUFFICIENT_STOCK		a write-off larger than available
+ *	OE013  ERRCODE_OE_PURCHASE_LIMIT_EXCEEDED	buyer would pass the SKU's limit
+ *	OE014  ERRCODE_OE_ID_TAG_EXISTS				create_id_tag of an existing tag
+ *	OE015  ERRCODE_OE_ID_EXHAUSTED				a tag ran past the bigint range
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDER_ENGINE_ERRORS_H
+#define ORDER_ENGINE_ERRORS_H
+
+#include "utils/elog.h"
+
+#define OE_SQLSTATE(c4, c5)	MAKE_SQLSTATE('O', 'E', '0', c4, c5)
+
+#define ERRCODE_OE_VERSION_CONFLICT			OE_SQLSTATE('0', '1')
+#define ERRCODE_OE_ROW_NOT_FOUND			OE_SQLSTATE('0', '2')
+#define ERRCODE_OE_IDEMPOTENCY_KEY_REUSED	OE_SQLSTATE('0', '3')
+#define ERRCODE_OE_ILLEGAL_TRANSITION		OE_SQLSTATE('0', '4')
+#define ERRCODE_OE_HOLD_STATE_CONFLICT		OE_SQLSTATE('0', '5')
+#define ERRCODE_OE_ORDER_CONFLICT			OE_SQLSTATE('0', '6')
+#define ERRCODE_OE_AMOUNT_MISMATCH			OE_SQLSTATE('0', '7')
+#define ERRCODE_OE_SKU_NOT_FOUND			OE_SQLSTATE('0', '8')
+#define ERRCODE_OE_ORDER_NOT_FOUND			OE_SQLSTATE('0', '9')
+#define ERRCODE_OE_ID_TAG_NOT_FOUND			OE_SQLSTATE('1', '0')
+#define ERRCODE_OE_CLOCK_MOVED_BACKWARDS	OE_SQLSTATE('1', '1')
+#define ERRCODE_OE_INSUFFICIENT_STOCK		OE_SQLSTATE('1', '2')
+#define ERRCODE_OE_PURCHASE_LIMIT_EXCEEDED	OE_SQLSTATE('1', '3')
+#define ERRCODE_OE_ID_TAG_EXISTS			OE_SQLSTATE('1', '4')
+#define ERRCODE_OE_ID_EXHAUSTED				OE_SQLSTATE('1', '5')
+
+#endif							/* ORDER_ENGINE_ERRORS_H */

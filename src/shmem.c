@@ -1,0 +1,69 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  The shared-memory hooks of order_engine.
+ *
+ * One request hook and one startup hook, chained to whatever was installed
+ * before us, ask every subsystem for its size and let it initialise its
+ * part.  A subsystem with shared state adds one line to each function.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+
+#include "order_engine.h"
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static bool oe_shmem_ready = false;
+
+static void
+oe_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+
+	RequestAddinShmemSpace(OeWorkerStateShmemSize());
+}
+
+static void
+oe_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	OeWorkerStateShmemInit();
+	oe_shmem_ready = true;
+}
+
+void
+OeShmemInstallHooks(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = oe_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = oe_shmem_startup;
+}
+
+bool
+OeShmemReady(void)
+{
+	return oe_shmem_ready;
+}
+
+/*
+ * Functions that need the shared state call this first.
+ */
+void
+OeRequirePreload(void)
+{
+	if (!oe_shmem_ready)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("order_engine must be loaded via shared_preload_libraries"),
+				 errhint("Add order_engine to shared_preload_libraries in postgresql.conf and restart the server.")));
+}

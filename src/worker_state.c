@@ -1,0 +1,291 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_state.c
+ *	  Shared table of order_engine workers: one slot per database worker,
+ *	  the launcher's latch, and the worker_status() function.
+ *
+ * A worker claims its slot when it starts and frees it at exit, so the
+ * table is the truth about which databases have a live worker.  Backends
+ * use it to wake a worker early or to ask it to leave (DROP DATABASE).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "commands/dbcommands.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "worker_state.h"
+
+typedef struct OeWorkerState
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	/* a database whose worker was asked to leave stays unserved until */
+	Oid			holdoff_dboid;
+	TimestampTz holdoff_until;
+	OeWorkerSlot slots[OE_MAX_DATABASES];
+} OeWorkerState;
+
+static OeWorkerState *oe_state = NULL;
+
+static const char *const oe_phase_names[] = {
+	[OE_PHASE_STARTING] = "starting",
+	[OE_PHASE_IDLE] = "idle",
+	[OE_PHASE_WORKING] = "working",
+	[OE_PHASE_NO_EXTENSION] = "extension not installed",
+	[OE_PHASE_RECOVERY] = "in recovery",
+};
+
+Size
+OeWorkerStateShmemSize(void)
+{
+	RequestNamedLWLockTranche("order_engine_workers", 1);
+	return MAXALIGN(sizeof(OeWorkerState));
+}
+
+void
+OeWorkerStateShmemInit(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	oe_state = ShmemInitStruct("order_engine worker state",
+							   sizeof(OeWorkerState), &found);
+	if (!found)
+	{
+		memset(oe_state, 0, sizeof(OeWorkerState));
+		oe_state->lock = &(GetNamedLWLockTranche("order_engine_workers"))->lock;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+static void
+oe_worker_slot_release(int code, Datum arg)
+{
+	OeWorkerSlot *slot = &oe_state->slots[DatumGetInt32(arg)];
+
+	LWLockAcquire(oe_state->lock, LW_EXCLUSIVE);
+	if (slot->pid == MyProcPid)
+		memset(slot, 0, sizeof(OeWorkerSlot));
+	LWLockRelease(oe_state->lock);
+}
+
+/*
+ * Take a free slot for this process's database.  Returns NULL when another
+ * live worker already serves it (the caller then exits) or the table is
+ * full.
+ */
+OeWorkerSlot *
+OeWorkerSlotClaim(Oid dboid)
+{
+	int			free_index = -1;
+	OeWorkerSlot *slot = NULL;
+
+	LWLockAcquire(oe_state->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < OE_MAX_DATABASES; i++)
+	{
+		if (oe_state->slots[i].dboid == dboid)
+		{
+			free_index = -1;
+			break;
+		}
+		if (free_index < 0 && !OidIsValid(oe_state->slots[i].dboid))
+			free_index = i;
+	}
+	if (free_index >= 0)
+	{
+		slot = &oe_state->slots[free_index];
+		memset(slot, 0, sizeof(OeWorkerSlot));
+		slot->dboid = dboid;
+		slot->pid = MyProcPid;
+		slot->latch = &MyProc->procLatch;
+		slot->phase = OE_PHASE_STARTING;
+		slot->started_at = GetCurrentTimestamp();
+	}
+	LWLockRelease(oe_state->lock);
+
+	if (slot != NULL)
+		on_shmem_exit(oe_worker_slot_release, Int32GetDatum(free_index));
+	return slot;
+}
+
+void
+OeWorkerSlotUpdate(OeWorkerSlot *slot, OeWorkerPhase phase,
+				   TimestampTz next_wake_at)
+{
+	LWLockAcquire(oe_state->lock, LW_EXCLUSIVE);
+	slot->phase = phase;
+	slot->last_loop_at = GetCurrentTimestamp();
+	slot->next_wake_at = next_wake_at;
+	slot->loops++;
+	LWLockRelease(oe_state->lock);
+}
+
+bool
+OeWorkerSlotExitRequested(OeWorkerSlot *slot)
+{
+	bool		result;
+
+	LWLockAcquire(oe_state->lock, LW_SHARED);
+	result = slot->exit_requested;
+	LWLockRelease(oe_state->lock);
+	return result;
+}
+
+bool
+OeWorkerRunning(Oid dboid)
+{
+	bool		result = false;
+
+	LWLockAcquire(oe_state->lock, LW_SHARED);
+	for (int i = 0; i < OE_MAX_DATABASES; i++)
+		if (oe_state->slots[i].dboid == dboid)
+			result = true;
+	LWLockRelease(oe_state->lock);
+	return result;
+}
+
+static void
+oe_request_exit_locked(OeWorkerSlot *slot)
+{
+	slot->exit_requested = true;
+	if (slot->latch)
+		SetLatch(slot->latch);
+}
+
+/*
+ * Ask the worker of a database to exit.  With hold_off, the launcher will
+ * not start a new one there for OE_WORKER_HOLDOFF_MS, long enough for a
+ * DROP DATABASE to finish.
+ */
+void
+OeWorkerRequestExit(Oid dboid, bool hold_off)
+{
+	LWLockAcquire(oe_state->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < OE_MAX_DATABASES; i++)
+		if (oe_state->slots[i].dboid == dboid)
+			oe_request_exit_locked(&oe_state->slots[i]);
+	if (hold_off)
+	{
+		oe_state->holdoff_dboid = dboid;
+		oe_state->holdoff_until =
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										OE_WORKER_HOLDOFF_MS);
+	}
+	LWLockRelease(oe_state->lock);
+}
+
+bool
+OeWorkerHeldOff(Oid dboid, TimestampTz now)
+{
+	bool		result;
+
+	LWLockAcquire(oe_state->lock, LW_SHARED);
+	result = (oe_state->holdoff_dboid == dboid &&
+			  now < oe_state->holdoff_until);
+	LWLockRelease(oe_state->lock);
+	return result;
+}
+
+/*
+ * Ask every worker whose database is not in keep[] to exit: the launcher
+ * calls this after order_engine.database changed.
+ */
+void
+OeWorkerRequestExitExcept(const Oid *keep, int nkeep)
+{
+	LWLockAcquire(oe_state->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < OE_MAX_DATABASES; i++)
+	{
+		OeWorkerSlot *slot = &oe_state->slots[i];
+		bool		wanted = false;
+
+		if (!OidIsValid(slot->dboid))
+			continue;
+		for (int j = 0; j < nkeep; j++)
+			if (keep[j] == slot->dboid)
+				wanted = true;
+		if (!wanted && !slot->exit_requested)
+			oe_request_exit_locked(slot);
+	}
+	LWLockRelease(oe_state->lock);
+}
+
+void
+OeLauncherPublish(void)
+{
+	LWLockAcquire(oe_state->lock, LW_EXCLUSIVE);
+	oe_state->launcher_pid = MyProcPid;
+	oe_state->launcher_latch = &MyProc->procLatch;
+	LWLockRelease(oe_state->lock);
+}
+
+/*
+ * Set the latch of the worker serving a database, if there is one.
+ */
+void
+OeWorkerWake(Oid dboid)
+{
+	if (oe_state == NULL)
+		return;
+	LWLockAcquire(oe_state->lock, LW_SHARED);
+	for (int i = 0; i < OE_MAX_DATABASES; i++)
+		if (oe_state->slots[i].dboid == dboid && oe_state->slots[i].latch)
+			SetLatch(oe_state->slots[i].latch);
+	LWLockRelease(oe_state->lock);
+}
+
+/*
+ * worker_status(): one row per live database worker.
+ */
+PG_FUNCTION_INFO_V1(oe_worker_status);
+Datum
+oe_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	OeWorkerSlot copy[OE_MAX_DATABASES];
+
+	OeRequirePreload();
+	InitMaterializedSRF(fcinfo, 0);
+
+	LWLockAcquire(oe_state->lock, LW_SHARED);
+	memcpy(copy, oe_state->slots, sizeof(copy));
+	LWLockRelease(oe_state->lock);
+
+	for (int i = 0; i < OE_MAX_DATABASES; i++)
+	{
+		OeWorkerSlot *slot = &copy[i];
+		Datum		values[8];
+		bool		nulls[8] = {0};
+		char	   *dbname;
+
+		if (!OidIsValid(slot->dboid))
+			continue;
+		dbname = get_database_name(slot->dboid);
+		values[0] = ObjectIdGetDatum(slot->dboid);
+		if (dbname)
+			values[1] = CStringGetTextDatum(dbname);
+		else
+			nulls[1] = true;
+		values[2] = Int32GetDatum(slot->pid);
+		values[3] = CStringGetTextDatum(oe_phase_names[slot->phase]);
+		values[4] = TimestampTzGetDatum(slot->started_at);
+		values[5] = TimestampTzGetDatum(slot->last_loop_at);
+		nulls[5] = (slot->last_loop_at == 0);
+		values[6] = TimestampTzGetDatum(slot->next_wake_at);
+		nulls[6] = (slot->next_wake_at == 0);
+		values[7] = Int64GetDatum((int64) slot->loops);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

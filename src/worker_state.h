@@ -1,0 +1,51 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_state.h
+ *	  The shared table through which the launcher, the per-database workers
+ *	  and ordinary backends see each other.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDER_ENGINE_WORKER_STATE_H
+#define ORDER_ENGINE_WORKER_STATE_H
+
+#include "datatype/timestamp.h"
+#include "storage/latch.h"
+
+#include "order_engine.h"
+
+/* what a worker is doing, as worker_status shows it */
+typedef enum OeWorkerPhase
+{
+	OE_PHASE_STARTING = 0,
+	OE_PHASE_IDLE,				/* extension installed, nothing due */
+	OE_PHASE_WORKING,
+	OE_PHASE_NO_EXTENSION,		/* idling: extension not installed here */
+	OE_PHASE_RECOVERY			/* idling: server is a standby */
+} OeWorkerPhase;
+
+typedef struct OeWorkerSlot
+{
+	Oid			dboid;			/* InvalidOid: slot free */
+	pid_t		pid;
+	Latch	   *latch;
+	bool		exit_requested;
+	OeWorkerPhase phase;
+	TimestampTz started_at;
+	TimestampTz last_loop_at;
+	TimestampTz next_wake_at;
+	uint64		loops;
+} OeWorkerSlot;
+
+extern OeWorkerSlot *OeWorkerSlotClaim(Oid dboid);
+extern void OeWorkerSlotUpdate(OeWorkerSlot *slot, OeWorkerPhase phase,
+							   TimestampTz next_wake_at);
+extern bool OeWorkerSlotExitRequested(OeWorkerSlot *slot);
+extern bool OeWorkerRunning(Oid dboid);
+extern void OeWorkerRequestExit(Oid dboid, bool hold_off);
+extern bool OeWorkerHeldOff(Oid dboid, TimestampTz now);
+extern void OeWorkerRequestExitExcept(const Oid *keep, int nkeep);
+extern void OeLauncherPublish(void);
+extern void OeWorkerWake(Oid dboid);
+
+#endif							/* ORDER_ENGINE_WORKER_STATE_H */

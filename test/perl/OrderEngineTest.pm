@@ -1,0 +1,62 @@
+# OrderEngineTest: helpers the TAP tests (test/t/*.pl) share.
+package OrderEngineTest;
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use Exporter 'import';
+
+our @EXPORT = qw(oe_node wait_for poll_value);
+
+# A node with the suite's settings (test/postgresql.conf); extra settings
+# are appended.  The worker serves database "postgres" unless told.
+sub oe_node
+{
+	my ($name, %opts) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(%{ $opts{init} // {} });
+	$node->append_conf('postgresql.conf',
+		PostgreSQL::Test::Utils::slurp_file($ENV{OE_TEST_CONF}))
+	  unless $opts{no_preload};
+	$node->append_conf('postgresql.conf', "order_engine.database = 'postgres'")
+	  unless $opts{no_preload};
+	$node->append_conf('postgresql.conf', $opts{conf}) if $opts{conf};
+	return $node;
+}
+
+# Poll $sql until it returns $want (default 't'), at most $secs seconds.
+sub wait_for
+{
+	my ($node, $sql, $want, $secs) = @_;
+	$want //= 't';
+	$secs //= 30;
+	my $deadline = time() + $secs;
+	while (time() < $deadline)
+	{
+		my $got = $node->safe_psql('postgres', $sql);
+		return 1 if $got eq $want;
+		usleep(50_000);
+	}
+	return 0;
+}
+
+# Poll $sql until it returns anything but '' (or $secs pass); return it.
+sub poll_value
+{
+	my ($node, $sql, $secs) = @_;
+	$secs //= 30;
+	my $deadline = time() + $secs;
+	while (time() < $deadline)
+	{
+		my $got = $node->safe_psql('postgres', $sql);
+		return $got if $got ne '';
+		usleep(50_000);
+	}
+	return '';
+}
+
+1;

@@ -1,0 +1,36 @@
+# The launcher on a brand-new cluster, before any backend has written the
+# shared relcache init file, with a database that does not exist yet: it
+# must not crash, and it starts the worker once the database appears.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use OrderEngineTest;
+
+my $node = oe_node('fresh', conf => "order_engine.database = 'later'\norder_engine.naptime = '200ms'");
+unlink $node->data_dir . '/global/pg_internal.init';
+$node->start;
+
+ok(wait_for($node, q{SELECT count(*) FROM pg_stat_activity
+	WHERE backend_type = 'order_engine launcher'}, '1'), 'launcher is up');
+my $launcher = $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity
+	WHERE backend_type = 'order_engine launcher'});
+sleep 1;
+is($node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity
+	WHERE backend_type = 'order_engine launcher'}), $launcher,
+	'launcher keeps running while its database is missing');
+
+$node->safe_psql('postgres', 'CREATE DATABASE later');
+ok(wait_for($node, q{SELECT count(*) FROM pg_stat_activity
+	WHERE backend_type = 'order_engine worker' AND datname = 'later'}, '1'),
+	'worker starts once the database exists');
+
+my $log = slurp_file($node->logfile);
+unlike($log, qr/FATAL/, 'no FATAL in the server log');
+like($log, qr/database\(s\) later in "order_engine.database" do not exist/,
+	'the missing database was reported');
+
+$node->stop;
+done_testing();
