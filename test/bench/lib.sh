@@ -1,0 +1,94 @@
+# test/bench/lib.sh: what the benchmark scripts share.  Sourced, not run.
+#
+# A benchmark starts its own preloaded server (as the postgres OS user) in a
+# temporary directory, runs pgbench scripts against it and prints ratios of
+# order_engine against the plain-SQL way of doing the same work, all
+# measured in the same run.  Benchmarks are never part of the test suites:
+# timings on a shared 2-core machine are too noisy to assert on.
+#
+# Environment:
+#   OE_BENCH_BINDIR   PostgreSQL bin directory (default: the system's); point
+#                     it at a private install, e.g. the one scripts/test.sh
+#                     leaves in $OE_TEST_WORK/install/usr/lib/postgresql/15/bin
+#   OE_BENCH_SECONDS  duration of each pgbench run (default 10)
+#   OE_BENCH_CLIENTS  clients (default 16)
+
+BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BENCH_BINDIR=${OE_BENCH_BINDIR:-/usr/lib/postgresql/15/bin}
+BENCH_SECONDS=${OE_BENCH_SECONDS:-10}
+BENCH_CLIENTS=${OE_BENCH_CLIENTS:-16}
+BENCH_DIR=
+BENCH_PORT=
+
+bench_as_postgres() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- env PATH="$BENCH_BINDIR:$PATH" "$@"
+    else
+        env PATH="$BENCH_BINDIR:$PATH" "$@"
+    fi
+}
+
+# bench_start [extra postgresql.conf lines...]: a fresh preloaded server
+# with database "bench" and the extension; stopped by bench_stop (trapped).
+bench_start() {
+    BENCH_DIR=$(mktemp -d /tmp/order_engine-bench.XXXXXX)
+    BENCH_PORT=$((55000 + RANDOM % 1000))
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$BENCH_DIR"
+    bench_as_postgres initdb -D "$BENCH_DIR/data" -U postgres -A trust --no-sync >/dev/null
+    {
+        echo "shared_preload_libraries = 'order_engine'"
+        echo "order_engine.database = 'bench'"
+        echo "port = $BENCH_PORT"
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$BENCH_DIR'"
+        echo "max_connections = 200"
+        echo "shared_buffers = '512MB'"
+        echo "synchronous_commit = on"
+        echo "max_worker_processes = 16"
+        for line in "$@"; do echo "$line"; done
+    } >>"$BENCH_DIR/data/postgresql.conf"
+    trap bench_stop EXIT
+    bench_as_postgres pg_ctl -D "$BENCH_DIR/data" -l "$BENCH_DIR/server.log" -w start >/dev/null
+    bench_as_postgres createdb -h "$BENCH_DIR" -p "$BENCH_PORT" -U postgres bench
+    bench_psql -c 'CREATE EXTENSION order_engine' >/dev/null
+}
+
+bench_stop() {
+    local pid
+    [ -n "$BENCH_DIR" ] && [ -f "$BENCH_DIR/data/postmaster.pid" ] || return 0
+    pid=$(head -1 "$BENCH_DIR/data/postmaster.pid")
+    kill -TERM "$pid" 2>/dev/null
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    rm -rf "$BENCH_DIR"
+}
+
+bench_psql() {
+    bench_as_postgres psql -X -q -v ON_ERROR_STOP=1 -h "$BENCH_DIR" -p "$BENCH_PORT" -U postgres -d bench "$@"
+}
+
+# bench_pgbench NAME SCRIPT_FILE [pgbench options...]: run it and print
+# "NAME tps p99_ms"; the tps alone goes to the variable BENCH_TPS and the
+# 99th percentile latency (ms) to BENCH_P99.
+bench_pgbench() {
+    local name=$1 script=$2 log
+    shift 2
+    log=$BENCH_DIR/$name.log
+    cp "$script" "$BENCH_DIR/$name.sql"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$BENCH_DIR/$name.sql"
+    (cd "$BENCH_DIR" && bench_as_postgres pgbench -n -h "$BENCH_DIR" -p "$BENCH_PORT" -U postgres \
+        -c "$BENCH_CLIENTS" -j 2 -T "$BENCH_SECONDS" -r -l --log-prefix="$BENCH_DIR/$name" \
+        -f "$BENCH_DIR/$name.sql" "$@" bench) >"$log" 2>&1 || { cat "$log"; return 1; }
+    BENCH_TPS=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$log" | tail -1)
+    # per-transaction logs: column 3 is the latency in microseconds
+    BENCH_P99=$(cat "$BENCH_DIR/$name".[0-9]* 2>/dev/null | awk '{print $3}' | sort -n |
+        awk '{a[NR]=$1} END {if (NR) printf "%.2f", a[int(NR*0.99)]/1000; else print "n/a"}')
+    rm -f "$BENCH_DIR/$name".[0-9]*
+    printf '%-40s %10.0f tps   p99 %8s ms\n' "$name" "$BENCH_TPS" "$BENCH_P99"
+}
+
+# bench_ratio LABEL A B GOAL: print A/B and whether it meets the goal
+bench_ratio() {
+    awk -v l="$1" -v a="$2" -v b="$3" -v g="$4" 'BEGIN {
+        r = (b > 0) ? a / b : 0;
+        printf "%-58s %6.2fx  (goal >= %s: %s)\n", l, r, g, (r >= g) ? "met" : "NOT met" }'
+}
