@@ -12,6 +12,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -243,6 +244,48 @@ OeWorkerWake(Oid dboid)
 		if (oe_state->slots[i].dboid == dboid && oe_state->slots[i].latch)
 			SetLatch(oe_state->slots[i].latch);
 	LWLockRelease(oe_state->lock);
+}
+
+/*
+ * Something falls due at "due" (a hold expires, a payment deadline
+ * passes).  If that is before the worker of this database means to wake,
+ * set its latch when this transaction commits, so it recomputes its sleep.
+ */
+static TimestampTz wake_due_at_commit = 0;
+static bool wake_callback_registered = false;
+
+static void
+oe_wake_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && wake_due_at_commit != 0)
+		OeWorkerWake(MyDatabaseId);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		wake_due_at_commit = 0;
+}
+
+void
+OeWorkerWakeAtCommit(TimestampTz due)
+{
+	bool		sooner = false;
+
+	if (oe_state == NULL)
+		return;
+	LWLockAcquire(oe_state->lock, LW_SHARED);
+	for (int i = 0; i < OE_MAX_DATABASES; i++)
+		if (oe_state->slots[i].dboid == MyDatabaseId &&
+			oe_state->slots[i].next_wake_at > due)
+			sooner = true;
+	LWLockRelease(oe_state->lock);
+	if (!sooner)
+		return;
+	if (!wake_callback_registered)
+	{
+		RegisterXactCallback(oe_wake_xact_callback, NULL);
+		wake_callback_registered = true;
+	}
+	if (wake_due_at_commit == 0 || due < wake_due_at_commit)
+		wake_due_at_commit = due;
 }
 
 /*

@@ -47,5 +47,6 @@ extern bool OeWorkerHeldOff(Oid dboid, TimestampTz now);
 extern void OeWorkerRequestExitExcept(const Oid *keep, int nkeep);
 extern void OeLauncherPublish(void);
 extern void OeWorkerWake(Oid dboid);
+extern void OeWorkerWakeAtCommit(TimestampTz due);
 
 #endif							/* ORDER_ENGINE_WORKER_STATE_H */

@@ -1,0 +1,36 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_query.h
+ *	  Statements prepared once per backend and kept (SPI_keepplan).
+ *
+ * A module declares its statements as static OeQuery values; the first
+ * execution prepares and keeps the plan, later ones reuse it.  Values are
+ * always $n parameters.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDER_ENGINE_SPI_QUERY_H
+#define ORDER_ENGINE_SPI_QUERY_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+
+#define OE_QUERY_MAX_ARGS	8
+
+typedef struct OeQuery
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[OE_QUERY_MAX_ARGS];
+	SPIPlanPtr	plan;			/* NULL until first use */
+} OeQuery;
+
+/* run q with the given arguments; nulls as for SPI_execute_plan */
+extern int	OeQueryRun(OeQuery *q, Datum *values, const char *nulls,
+					   bool read_only, long count);
+
+/* first column of the first row of the last result, or isnull */
+extern Datum OeQueryValue(int column, bool *isnull);
+
+#endif							/* ORDER_ENGINE_SPI_QUERY_H */
