@@ -10,12 +10,85 @@
  */
 #include "postgres.h"
 
+#include "pgtime.h"
+#include "utils/datetime.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 
 #include "order_engine.h"
 
 char	   *OeDatabaseList = NULL;
 int			OeNaptimeMs = 5000;
+int			OeBatchSize = 1000;
+int			OeArchiveAfterSecs = 90 * SECS_PER_DAY;
+int			OeArchiveBatchSize = 500;
+int			OeArchivePauseMs = 100;
+char	   *OeArchiveWindow = NULL;
+
+/* the parsed order_engine.archive_window, minutes after midnight */
+static int	archive_window_start = -1;
+static int	archive_window_end = -1;
+
+static bool
+parse_window(const char *s, int *start, int *end)
+{
+	int			h1, m1, h2, m2;
+	char		extra;
+
+	if (s == NULL || s[0] == '\0')
+	{
+		*start = *end = -1;
+		return true;
+	}
+	if (sscanf(s, "%d:%d-%d:%d%c", &h1, &m1, &h2, &m2, &extra) != 4 ||
+		h1 < 0 || h1 > 24 || h2 < 0 || h2 > 24 || m1 < 0 || m1 > 59 ||
+		m2 < 0 || m2 > 59 || (h1 == 24 && m1 > 0) || (h2 == 24 && m2 > 0))
+		return false;
+	*start = h1 * 60 + m1;
+	*end = h2 * 60 + m2;
+	return *start != *end;
+}
+
+static bool
+check_archive_window(char **newval, void **extra, GucSource source)
+{
+	int			start, end;
+
+	if (!parse_window(*newval, &start, &end))
+	{
+		GUC_check_errdetail("Use HH:MM-HH:MM (for example 02:00-05:00), or an empty string for any time.");
+		return false;
+	}
+	return true;
+}
+
+static void
+assign_archive_window(const char *newval, void *extra)
+{
+	(void) parse_window(newval, &archive_window_start, &archive_window_end);
+}
+
+/*
+ * Is the archive window open at "now" (server local time)?  A window may
+ * wrap midnight (22:00-04:00).
+ */
+bool
+OeArchiveWindowOpen(TimestampTz now)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tz;
+	int			minute;
+
+	if (archive_window_start < 0)
+		return true;
+	if (timestamp2tm(now, &tz, &tm, &fsec, NULL, NULL) != 0)
+		return true;
+	minute = tm.tm_hour * 60 + tm.tm_min;
+	if (archive_window_start < archive_window_end)
+		return minute >= archive_window_start && minute < archive_window_end;
+	return minute >= archive_window_start || minute < archive_window_end;
+}
 
 void
 OeDefineGucs(void)
@@ -41,6 +114,46 @@ OeDefineGucs(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("order_engine.batch_size",
+							"Rows one batch of release_expired, close_unpaid or reap_expired_keys handles in the worker.",
+							"Each batch is one transaction.",
+							&OeBatchSize,
+							1000, 1, 100000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("order_engine.archive_after",
+							"Age after which the worker archives a finished order.",
+							"Age counts from completion, cancellation or closing.",
+							&OeArchiveAfterSecs,
+							90 * SECS_PER_DAY, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("order_engine.archive_batch_size",
+							"Orders the worker archives per transaction.",
+							NULL,
+							&OeArchiveBatchSize,
+							500, 1, 100000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("order_engine.archive_pause",
+							"Pause of the worker between two archive batches.",
+							"Keeps archiving from competing with foreground traffic.",
+							&OeArchivePauseMs,
+							100, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("order_engine.archive_window",
+							   "Time of day (server time) when the worker may archive, as HH:MM-HH:MM.",
+							   "Empty: at any time.",
+							   &OeArchiveWindow,
+							   "",
+							   PGC_SIGHUP, 0,
+							   check_archive_window, assign_archive_window, NULL);
 
 	MarkGUCPrefixReserved("order_engine");
 }

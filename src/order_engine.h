@@ -11,6 +11,8 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
 #define OE_EXTENSION_NAME		"order_engine"
 #define OE_SCHEMA_NAME			"order_engine"
 #define OE_LIBRARY_NAME			"order_engine"
@@ -24,12 +26,21 @@
 /* after DROP/RENAME DATABASE asks a worker to leave, stay away this long */
 #define OE_WORKER_HOLDOFF_MS	10000
 
+/* a failing job waits 1 s, 2 s, 4 s ... at most this long before a retry */
+#define OE_JOB_MAX_BACKOFF_MS	60000
+
 /* GUC variables (guc.c) */
 extern char *OeDatabaseList;
 extern int	OeNaptimeMs;
+extern int	OeBatchSize;
+extern int	OeArchiveAfterSecs;
+extern int	OeArchiveBatchSize;
+extern int	OeArchivePauseMs;
+extern char *OeArchiveWindow;
 
 /* guc.c */
 extern void OeDefineGucs(void);
+extern bool OeArchiveWindowOpen(TimestampTz now);
 
 /* shmem.c */
 extern void OeShmemInstallHooks(void);

@@ -4,8 +4,10 @@
  *	  The order_engine worker: one per database, started by the launcher.
  *
  * Each round the worker checks that it may work (a primary, with the
- * extension installed in its database) and sleeps on its latch for at
- * most order_engine.naptime.  It leaves when asked (DROP DATABASE, the
+ * extension installed in its database), runs the jobs that are due, one
+ * transaction per batch, and sleeps on its latch until the earliest hold
+ * expiry or payment deadline, at most order_engine.naptime.  Backends set
+ * the latch when they commit something due sooner (OeWorkerWakeAtCommit).  It leaves when asked (DROP DATABASE, the
  * database removed from order_engine.database), on SIGTERM, and exits
  * with code 1 on an error so that the launcher starts it again.
  *
@@ -15,6 +17,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -23,12 +26,12 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
-#include "commands/dbcommands.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "jobs.h"
 #include "worker_state.h"
 
 static bool
@@ -43,6 +46,132 @@ oe_extension_installed(void)
 	return installed;
 }
 
+/*
+ * One batch of a job in its own transaction.  An error is logged, counted
+ * and answered with a backoff; it never stops the worker.  Returns the
+ * rows handled, or -1 after an error (its message in *error).
+ */
+static int64
+oe_run_batch(OeJobId job, int32 max_rows, char **error)
+{
+	MemoryContext context = CurrentMemoryContext;
+	int64		rows = -1;
+	char		activity[64];
+
+	*error = NULL;
+	snprintf(activity, sizeof(activity), "order_engine: %s", OeJobName(job));
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+
+	PG_TRY();
+	{
+		rows = OeJobRunBatch(job, max_rows);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(context);
+		ereport(LOG,
+				(errmsg("order_engine %s failed: %s", OeJobName(job), edata->message)));
+		*error = pstrdup(edata->message);
+		FreeErrorData(edata);
+		rows = -1;
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return rows;
+}
+
+/*
+ * Run every job that is due: batches until a job has nothing left (archive:
+ * one batch, then its pause), and a growing backoff after an error.
+ */
+static void
+oe_run_jobs(OeWorkerSlot *slot, TimestampTz *next_run, int *failures)
+{
+	for (int j = 0; j < OE_NUM_JOBS; j++)
+	{
+		OeJobId		job = (OeJobId) j;
+		bool		archive = (job == OE_JOB_ARCHIVE_ORDERS);
+		int32		batch = archive ? OeArchiveBatchSize : OeBatchSize;
+
+		for (int round = 0; round < 100; round++)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+			char	   *error;
+			int64		rows;
+
+			if (now < next_run[j] || OeWorkerSlotExitRequested(slot))
+				break;
+			if (archive && !OeArchiveWindowOpen(now))
+			{
+				next_run[j] = TimestampTzPlusMilliseconds(now, 60 * 1000);
+				break;
+			}
+			rows = oe_run_batch(job, batch, &error);
+			if (rows < 0)
+			{
+				int			backoff = Min(OE_JOB_MAX_BACKOFF_MS, 1000 << Min(failures[j], 6));
+
+				failures[j]++;
+				next_run[j] = TimestampTzPlusMilliseconds(now, backoff);
+				OeWorkerSlotJobDone(slot, job, now, 0, error, next_run[j]);
+				break;
+			}
+			failures[j] = 0;
+			if (archive)
+				next_run[j] = TimestampTzPlusMilliseconds(now, rows > 0 ? OeArchivePauseMs : OeNaptimeMs);
+			else
+				next_run[j] = 0;
+			OeWorkerSlotJobDone(slot, job, now, rows, NULL, next_run[j]);
+			if (archive || rows < batch)
+				break;
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
+/*
+ * How long to sleep: until the earliest hold expiry or payment deadline,
+ * a job's backoff or pause, or the nap, whichever comes first.
+ */
+static long
+oe_sleep_ms(TimestampTz *next_run, TimestampTz *wake_at)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz wake = TimestampTzPlusMilliseconds(now, OeNaptimeMs);
+	TimestampTz due;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	due = OeJobsNextDue();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	if (due != 0)
+	{
+		/* due already: rows were locked by others; look again shortly */
+		if (due <= now)
+			due = TimestampTzPlusMilliseconds(now, 50);
+		wake = Min(wake, due);
+	}
+	for (int j = 0; j < OE_NUM_JOBS; j++)
+		if (next_run[j] > now)
+			wake = Min(wake, next_run[j]);
+	*wake_at = wake;
+	return Max(1, (long) ((wake - now + 999) / 1000));
+}
+
 void
 OeWorkerMain(Datum main_arg)
 {
@@ -50,6 +179,8 @@ OeWorkerMain(Datum main_arg)
 	OeWorkerSlot *slot;
 	char	   *dbname;
 	MemoryContext round_context;
+	TimestampTz next_run[OE_NUM_JOBS] = {0};
+	int			failures[OE_NUM_JOBS] = {0};
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -74,12 +205,15 @@ OeWorkerMain(Datum main_arg)
 	{
 		OeWorkerPhase phase;
 		TimestampTz next_wake;
+		long		sleep_ms = OeNaptimeMs;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* a new archive window or pause applies at once */
+			next_run[OE_JOB_ARCHIVE_ORDERS] = 0;
 		}
 		if (OeWorkerSlotExitRequested(slot))
 		{
@@ -91,22 +225,26 @@ OeWorkerMain(Datum main_arg)
 
 		MemoryContextSwitchTo(round_context);
 		pgstat_report_activity(STATE_RUNNING, "order_engine: checking for work");
+		next_wake = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), OeNaptimeMs);
 		if (RecoveryInProgress())
 			phase = OE_PHASE_RECOVERY;
 		else if (!oe_extension_installed())
 			phase = OE_PHASE_NO_EXTENSION;
 		else
+		{
+			OeWorkerSlotUpdate(slot, OE_PHASE_WORKING, next_wake);
+			oe_run_jobs(slot, next_run, failures);
+			sleep_ms = oe_sleep_ms(next_run, &next_wake);
 			phase = OE_PHASE_IDLE;
+		}
+		OeWorkerSlotUpdate(slot, phase, next_wake);
+		pgstat_report_activity(STATE_IDLE, NULL);
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(round_context);
 
-		next_wake = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), OeNaptimeMs);
-		OeWorkerSlotUpdate(slot, phase, next_wake);
-		pgstat_report_activity(STATE_IDLE, NULL);
-
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 OeNaptimeMs,
+						 sleep_ms,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}

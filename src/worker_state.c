@@ -132,6 +132,30 @@ OeWorkerSlotUpdate(OeWorkerSlot *slot, OeWorkerPhase phase,
 	LWLockRelease(oe_state->lock);
 }
 
+void
+OeWorkerSlotJobDone(OeWorkerSlot *slot, OeJobId job, TimestampTz started,
+					int64 rows, const char *error, TimestampTz next_run_at)
+{
+	OeJobStats *stats = &slot->jobs[job];
+
+	LWLockAcquire(oe_state->lock, LW_EXCLUSIVE);
+	stats->last_run_at = started;
+	stats->runs++;
+	stats->next_run_at = next_run_at;
+	if (error)
+	{
+		stats->errors++;
+		stats->last_error_at = GetCurrentTimestamp();
+		strlcpy(stats->last_error, error, OE_JOB_ERROR_LEN);
+	}
+	else
+	{
+		stats->last_rows = rows;
+		stats->total_rows += rows;
+	}
+	LWLockRelease(oe_state->lock);
+}
+
 bool
 OeWorkerSlotExitRequested(OeWorkerSlot *slot)
 {
@@ -289,20 +313,22 @@ OeWorkerWakeAtCommit(TimestampTz due)
 }
 
 /*
- * worker_status(): one row per live database worker.
+ * worker_status() of version 0.1: one row per live database worker.
+ * Kept for databases that have not run ALTER EXTENSION UPDATE yet.
  */
 PG_FUNCTION_INFO_V1(oe_worker_status);
 Datum
 oe_worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	OeWorkerSlot copy[OE_MAX_DATABASES];
+	OeWorkerSlot *copy;
 
 	OeRequirePreload();
 	InitMaterializedSRF(fcinfo, 0);
 
+	copy = palloc(sizeof(OeWorkerSlot) * OE_MAX_DATABASES);
 	LWLockAcquire(oe_state->lock, LW_SHARED);
-	memcpy(copy, oe_state->slots, sizeof(copy));
+	memcpy(copy, oe_state->slots, sizeof(OeWorkerSlot) * OE_MAX_DATABASES);
 	LWLockRelease(oe_state->lock);
 
 	for (int i = 0; i < OE_MAX_DATABASES; i++)
@@ -329,6 +355,65 @@ oe_worker_status(PG_FUNCTION_ARGS)
 		nulls[6] = (slot->next_wake_at == 0);
 		values[7] = Int64GetDatum((int64) slot->loops);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * worker_status() from 0.6 on: one row per live worker and job.
+ */
+PG_FUNCTION_INFO_V1(oe_worker_job_status);
+Datum
+oe_worker_job_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	OeWorkerSlot *copy;
+
+	OeRequirePreload();
+	InitMaterializedSRF(fcinfo, 0);
+
+	copy = palloc(sizeof(OeWorkerSlot) * OE_MAX_DATABASES);
+	LWLockAcquire(oe_state->lock, LW_SHARED);
+	memcpy(copy, oe_state->slots, sizeof(OeWorkerSlot) * OE_MAX_DATABASES);
+	LWLockRelease(oe_state->lock);
+
+	for (int i = 0; i < OE_MAX_DATABASES; i++)
+	{
+		OeWorkerSlot *slot = &copy[i];
+		char	   *dbname;
+
+		if (!OidIsValid(slot->dboid))
+			continue;
+		dbname = get_database_name(slot->dboid);
+		for (int j = 0; j < OE_NUM_JOBS; j++)
+		{
+			OeJobStats *js = &slot->jobs[j];
+			Datum		values[15];
+			bool		nulls[15] = {0};
+
+			values[0] = dbname ? CStringGetTextDatum(dbname) : (Datum) 0;
+			nulls[0] = (dbname == NULL);
+			values[1] = Int32GetDatum(slot->pid);
+			values[2] = CStringGetTextDatum(oe_phase_names[slot->phase]);
+			values[3] = CStringGetTextDatum(OeJobName((OeJobId) j));
+			values[4] = TimestampTzGetDatum(js->last_run_at);
+			nulls[4] = (js->last_run_at == 0);
+			values[5] = Int64GetDatum(js->last_rows);
+			values[6] = Int64GetDatum(js->total_rows);
+			values[7] = Int64GetDatum(js->runs);
+			values[8] = Int64GetDatum(js->errors);
+			values[9] = CStringGetTextDatum(js->last_error);
+			nulls[9] = (js->last_error[0] == '\0');
+			values[10] = TimestampTzGetDatum(js->last_error_at);
+			nulls[10] = (js->last_error_at == 0);
+			values[11] = TimestampTzGetDatum(js->next_run_at);
+			nulls[11] = (js->next_run_at == 0);
+			values[12] = TimestampTzGetDatum(slot->next_wake_at);
+			nulls[12] = (slot->next_wake_at == 0);
+			values[13] = TimestampTzGetDatum(slot->started_at);
+			values[14] = Int64GetDatum((int64) slot->loops);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
 	}
 	return (Datum) 0;
 }

@@ -12,7 +12,23 @@
 #include "datatype/timestamp.h"
 #include "storage/latch.h"
 
+#include "jobs.h"
 #include "order_engine.h"
+
+#define OE_JOB_ERROR_LEN	256
+
+/* what worker_status shows of one job of one worker */
+typedef struct OeJobStats
+{
+	TimestampTz last_run_at;
+	int64		last_rows;
+	int64		total_rows;
+	int64		runs;
+	int64		errors;
+	TimestampTz last_error_at;
+	char		last_error[OE_JOB_ERROR_LEN];
+	TimestampTz next_run_at;
+} OeJobStats;
 
 /* what a worker is doing, as worker_status shows it */
 typedef enum OeWorkerPhase
@@ -35,11 +51,15 @@ typedef struct OeWorkerSlot
 	TimestampTz last_loop_at;
 	TimestampTz next_wake_at;
 	uint64		loops;
+	OeJobStats	jobs[OE_NUM_JOBS];
 } OeWorkerSlot;
 
 extern OeWorkerSlot *OeWorkerSlotClaim(Oid dboid);
 extern void OeWorkerSlotUpdate(OeWorkerSlot *slot, OeWorkerPhase phase,
 							   TimestampTz next_wake_at);
+extern void OeWorkerSlotJobDone(OeWorkerSlot *slot, OeJobId job,
+								TimestampTz started, int64 rows,
+								const char *error, TimestampTz next_run_at);
 extern bool OeWorkerSlotExitRequested(OeWorkerSlot *slot);
 extern bool OeWorkerRunning(Oid dboid);
 extern void OeWorkerRequestExit(Oid dboid, bool hold_off);

@@ -1,0 +1,119 @@
+/*-------------------------------------------------------------------------
+ *
+ * jobs.c
+ *	  What every maintenance job shares: the job table, row-by-row
+ *	  processing with quarantine, the SQL wrappers, and the earliest due
+ *	  time the worker sleeps towards.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "jobs.h"
+#include "spi_query.h"
+
+static const char *const job_names[OE_NUM_JOBS] = {
+	[OE_JOB_RELEASE_EXPIRED] = "release_expired",
+	[OE_JOB_CLOSE_UNPAID] = "close_unpaid",
+	[OE_JOB_REAP_EXPIRED_KEYS] = "reap_expired_keys",
+	[OE_JOB_ARCHIVE_ORDERS] = "archive_orders",
+};
+
+static OeQuery insert_quarantine = {
+	"INSERT INTO order_engine.quarantine (job, item, sqlstate, error)"
+	" VALUES ($1, $2, $3, $4)"
+	" ON CONFLICT (job, item) DO UPDATE SET sqlstate = EXCLUDED.sqlstate,"
+	" error = EXCLUDED.error, failed_at = pg_catalog.now()",
+	4, {TEXTOID, INT8OID, TEXTOID, TEXTOID}
+};
+
+const char *
+OeJobName(OeJobId job)
+{
+	return job_names[job];
+}
+
+/*
+ * Errors that say nothing about the row: retry the whole batch later.
+ */
+static bool
+error_is_transient(int sqlerrcode)
+{
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK ||
+		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		sqlerrcode == ERRCODE_QUERY_CANCELED ||
+		sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
+		sqlerrcode == ERRCODE_READ_ONLY_SQL_TRANSACTION ||
+		sqlerrcode == ERRCODE_OUT_OF_MEMORY ||
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES;
+}
+
+static void
+quarantine(OeJobId job, int64 item, ErrorData *edata)
+{
+	Datum		values[4];
+
+	values[0] = CStringGetTextDatum(job_names[job]);
+	values[1] = Int64GetDatum(item);
+	values[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[3] = CStringGetTextDatum(edata->message ? edata->message : "");
+	SPI_connect();
+	OeQueryRun(&insert_quarantine, values, NULL, false, 0);
+	SPI_finish();
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("order_engine %s: item " INT64_FORMAT " quarantined: %s",
+					job_names[job], item, edata->message),
+			 errhint("See order_engine.quarantine; delete the row there to retry it.")));
+}
+
+int64
+OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	int64		done = 0;
+
+	for (int i = 0; i < nitems; i++)
+	{
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcontext);
+		PG_TRY();
+		{
+			fn(items[i]);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcontext);
+			CurrentResourceOwner = oldowner;
+			done++;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcontext);
+			edata = CopyErrorData();
+			if (error_is_transient(edata->sqlerrcode))
+			{
+				FreeErrorData(edata);
+				PG_RE_THROW();
+			}
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcontext);
+			CurrentResourceOwner = oldowner;
+			quarantine(job, items[i], edata);
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+	}
+	return done;
+}
