@@ -18,7 +18,11 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "archive.h"
+#include "idempotency.h"
 #include "jobs.h"
+#include "order_engine.h"
+#include "orders.h"
 #include "spi_query.h"
 
 static const char *const job_names[OE_NUM_JOBS] = {
@@ -116,4 +120,55 @@ OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
 		PG_END_TRY();
 	}
 	return done;
+}
+
+static OeQuery select_next_due = {
+	"SELECT LEAST("
+	" (SELECT h.expires_at FROM order_engine.stock_hold h WHERE h.state = 'held'"
+	"   AND NOT EXISTS (SELECT FROM order_engine.quarantine q"
+	"                    WHERE q.job = 'release_expired' AND q.item = h.order_no)"
+	"   ORDER BY h.expires_at LIMIT 1),"
+	" (SELECT o.pay_deadline FROM order_engine.orders o WHERE o.status = 'pending_payment'"
+	"   AND NOT EXISTS (SELECT FROM order_engine.quarantine q"
+	"                    WHERE q.job = 'close_unpaid' AND q.item = o.order_no)"
+	"   ORDER BY o.pay_deadline LIMIT 1))",
+	0, {0}
+};
+
+int64
+OeJobRunBatch(OeJobId job, int32 max_rows)
+{
+	switch (job)
+	{
+		case OE_JOB_RELEASE_EXPIRED:
+			return OeReleaseExpired(max_rows);
+		case OE_JOB_CLOSE_UNPAID:
+			return OeCloseUnpaid(max_rows);
+		case OE_JOB_REAP_EXPIRED_KEYS:
+			return OeReapExpiredKeys(max_rows);
+		case OE_JOB_ARCHIVE_ORDERS:
+			{
+				Interval	older_than = {0};
+
+				older_than.time = (int64) OeArchiveAfterSecs * USECS_PER_SEC;
+				return OeArchiveOrders(&older_than, max_rows);
+			}
+		case OE_NUM_JOBS:
+			break;
+	}
+	elog(ERROR, "unknown order_engine job %d", (int) job);
+	return 0;
+}
+
+TimestampTz
+OeJobsNextDue(void)
+{
+	bool		isnull;
+	Datum		due;
+
+	SPI_connect();
+	OeQueryRun(&select_next_due, NULL, NULL, true, 1);
+	due = OeQueryValue(1, &isnull);
+	SPI_finish();
+	return isnull ? 0 : DatumGetTimestampTz(due);
 }

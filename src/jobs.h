@@ -40,6 +40,9 @@ extern int64 OeJobProcessRows(OeJobId job, const int64 *items, int nitems,
 /* one batch of each job, in the caller's transaction */
 extern int64 OeJobRunBatch(OeJobId job, int32 max_rows);
 
+/* the batch functions behind the jobs */
+extern int64 OeReleaseExpired(int32 max_rows);	/* expiry.c */
+
 /* earliest time something falls due (holds, deadlines), 0 if none */
 extern TimestampTz OeJobsNextDue(void);
 

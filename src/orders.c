@@ -29,6 +29,7 @@
 #include "utils/timestamp.h"
 
 #include "errors.h"
+#include "jobs.h"
 #include "orders.h"
 #include "spi_query.h"
 #include "stock.h"
@@ -105,9 +106,11 @@ static OeQuery select_status = {
 };
 
 static OeQuery select_due_unpaid = {
-	"SELECT order_no FROM order_engine.orders"
-	" WHERE status = 'pending_payment' AND pay_deadline <= pg_catalog.now()"
-	" ORDER BY pay_deadline LIMIT $1 FOR UPDATE SKIP LOCKED",
+	"SELECT o.order_no FROM order_engine.orders o"
+	" WHERE o.status = 'pending_payment' AND o.pay_deadline <= pg_catalog.now()"
+	"   AND NOT EXISTS (SELECT FROM order_engine.quarantine q"
+	"                    WHERE q.job = 'close_unpaid' AND q.item = o.order_no)"
+	" ORDER BY o.pay_deadline LIMIT $1 FOR UPDATE SKIP LOCKED",
 	1, {INT4OID}
 };
 
@@ -740,7 +743,7 @@ int64
 OeCloseUnpaid(int32 max_rows)
 {
 	Datum		arg = Int32GetDatum(max_rows);
-	int64		closed = 0;
+	int64		closed;
 	uint64		n;
 	int64	   *orders;
 
@@ -754,11 +757,7 @@ OeCloseUnpaid(int32 max_rows)
 
 		orders[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	for (uint64 i = 0; i < n; i++)
-	{
-		close_overdue(orders[i]);
-		closed++;
-	}
+	closed = OeJobProcessRows(OE_JOB_CLOSE_UNPAID, orders, (int) n, close_overdue);
 	SPI_finish();
 	return closed;
 }

@@ -1,0 +1,96 @@
+/*-------------------------------------------------------------------------
+ *
+ * expiry.c
+ *	  release_expired: holds past their expiry go back to available.
+ *
+ * Orders with due holds are taken with FOR UPDATE SKIP LOCKED, so the job
+ * never waits on (or double-processes with) a confirm or release running
+ * in the API; each order's due holds are released through the stock API
+ * (OeStockReleaseHold), one subtransaction per order (jobs.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+#include "jobs.h"
+#include "spi_query.h"
+#include "stock.h"
+
+static OeQuery select_due_orders = {
+	"SELECT DISTINCT h.order_no FROM ("
+	"  SELECT order_no FROM order_engine.stock_hold h"
+	"   WHERE h.state = 'held' AND h.expires_at <= pg_catalog.now()"
+	"     AND NOT EXISTS (SELECT FROM order_engine.quarantine q"
+	"                      WHERE q.job = 'release_expired' AND q.item = h.order_no)"
+	"   ORDER BY h.expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) h",
+	1, {INT4OID}
+};
+
+static OeQuery select_due_holds = {
+	"SELECT sku_id FROM order_engine.stock_hold"
+	" WHERE order_no = $1 AND state = 'held' AND expires_at <= pg_catalog.now()",
+	1, {INT8OID}
+};
+
+static void
+release_order_holds(int64 order_no)
+{
+	Datum		arg = Int64GetDatum(order_no);
+	uint64		n;
+	int64	   *skus;
+
+	OeQueryRun(&select_due_holds, &arg, NULL, false, 0);
+	n = SPI_processed;
+	skus = palloc(sizeof(int64) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		skus[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	for (uint64 i = 0; i < n; i++)
+		(void) OeStockReleaseHold(order_no, skus[i]);
+}
+
+int64
+OeReleaseExpired(int32 max_rows)
+{
+	Datum		arg = Int32GetDatum(max_rows);
+	uint64		n;
+	int64	   *orders;
+	int64		done;
+
+	SPI_connect();
+	OeQueryRun(&select_due_orders, &arg, NULL, false, 0);
+	n = SPI_processed;
+	orders = palloc(sizeof(int64) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		orders[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	done = OeJobProcessRows(OE_JOB_RELEASE_EXPIRED, orders, (int) n, release_order_holds);
+	SPI_finish();
+	return done;
+}
+
+PG_FUNCTION_INFO_V1(oe_release_expired);
+Datum
+oe_release_expired(PG_FUNCTION_ARGS)
+{
+	int32		max_rows = PG_GETARG_INT32(0);
+
+	if (max_rows < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be at least 1")));
+	PG_RETURN_INT32((int32) OeReleaseExpired(max_rows));
+}
