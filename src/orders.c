@@ -62,12 +62,18 @@ static OeQuery select_order = {
 	1, {INT8OID}
 };
 
+/* live or archived: a number stays used after its order is archived */
 static OeQuery select_content = {
 	"SELECT o.buyer_id, o.seller_id, o.status,"
-	" pg_catalog.array_agg(l.sku_id ORDER BY l.line_no),"
-	" pg_catalog.array_agg(l.qty ORDER BY l.line_no)"
-	" FROM order_engine.orders o JOIN order_engine.order_lines l USING (order_no)"
-	" WHERE o.order_no = $1 GROUP BY o.order_no",
+	" (SELECT pg_catalog.array_agg(l.sku_id ORDER BY l.line_no) FROM ("
+	"    SELECT line_no, sku_id FROM order_engine.order_lines WHERE order_no = $1"
+	"    UNION ALL SELECT line_no, sku_id FROM order_engine_archive.order_lines WHERE order_no = $1) l),"
+	" (SELECT pg_catalog.array_agg(l.qty ORDER BY l.line_no) FROM ("
+	"    SELECT line_no, qty FROM order_engine.order_lines WHERE order_no = $1"
+	"    UNION ALL SELECT line_no, qty FROM order_engine_archive.order_lines WHERE order_no = $1) l)"
+	" FROM (SELECT buyer_id, seller_id, status FROM order_engine.orders WHERE order_no = $1"
+	"       UNION ALL"
+	"       SELECT buyer_id, seller_id, status FROM order_engine_archive.orders WHERE order_no = $1) o",
 	1, {INT8OID}
 };
 
@@ -101,7 +107,10 @@ static OeQuery insert_payment = {
 };
 
 static OeQuery select_status = {
-	"SELECT status FROM order_engine.orders WHERE order_no = $1",
+	"SELECT status FROM order_engine.orders WHERE order_no = $1"
+	" UNION ALL"
+	" SELECT status FROM order_engine_archive.orders WHERE order_no = $1"
+	" LIMIT 1",
 	1, {INT8OID}
 };
 
