@@ -128,6 +128,14 @@ oe_run_jobs(OeWorkerSlot *slot, TimestampTz *next_run, int *failures)
 				break;
 			}
 			failures[j] = 0;
+			/*
+			 * Orders just closed may be due for the archive: wake an idle
+			 * archive job (one pausing between batches keeps its pause).
+			 */
+			if (!archive && rows > 0 &&
+				next_run[OE_JOB_ARCHIVE_ORDERS] >
+				TimestampTzPlusMilliseconds(now, OeArchivePauseMs))
+				next_run[OE_JOB_ARCHIVE_ORDERS] = now;
 			if (archive)
 				next_run[j] = TimestampTzPlusMilliseconds(now, rows > 0 ? OeArchivePauseMs : OeNaptimeMs);
 			else

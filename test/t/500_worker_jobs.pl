@@ -1,0 +1,106 @@
+# The worker's jobs, run by the worker alone: expired holds released on
+# time (it sleeps until the expiry and is woken by the commit that creates
+# something sooner), unpaid orders closed, a bad row quarantined while the
+# others proceed, keys reaped, finished orders archived, worker_status.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use OrderEngineTest;
+
+# a long nap: only the expiry index and the commit-time wake make it on time
+my $node = oe_node('jobs', conf => "order_engine.naptime = '1h'\norder_engine.archive_after = 0\norder_engine.archive_pause = 0");
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION order_engine');
+ok(wait_for($node, q{SELECT bool_and(state = 'idle') FROM order_engine.worker_status}),
+	'worker idles with the extension');
+
+# expired holds: released by the worker alone, within a bound
+$node->safe_psql('postgres', q{
+	SELECT order_engine.restock(1, 100);
+	SELECT order_engine.reserve(g, ARRAY[1]::bigint[], ARRAY[1]::bigint[], '1 second')
+	  FROM generate_series(1, 20) g;
+});
+ok(wait_for($node, q{SELECT count(*) FROM order_engine.stock_hold WHERE state = 'held'}, '0', 15),
+	'the worker released 20 expired holds by itself');
+my $lag = $node->safe_psql('postgres', q{
+	SELECT round(extract(epoch FROM max(updated_at - expires_at)) * 1000)
+	  FROM order_engine.stock_hold});
+note "worst release lag: $lag ms";
+cmp_ok($lag, '<', 2000, "released within 2 s of expiry (nap is 1 h): worst $lag ms");
+is($node->safe_psql('postgres', q{SELECT bool_and(ok) FROM order_engine.stock_audit()}), 't',
+	'stock_audit is clean');
+
+# an unpaid order closes by itself, its holds released
+$node->safe_psql('postgres', q{
+	SELECT order_engine.set_price(1, 3);
+	SELECT order_engine.place_order(1001, 7, 900, '[{"sku_id": 1, "qty": 2}]', '1 second');
+	SELECT order_engine.place_order(1002, 7, 900, '[{"sku_id": 1, "qty": 2}]', '1 second');
+});
+# (order_status: the archive job may already have moved them)
+ok(wait_for($node, q{SELECT order_engine.order_status(1001) || ',' || order_engine.order_status(1002)},
+	'closed,closed', 15), 'unpaid orders closed by the worker');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM order_engine.stock_hold
+	WHERE order_no IN (1001, 1002) AND state <> 'released'}), '0', 'their holds are released');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM (
+	SELECT event FROM order_engine.order_events WHERE order_no = 1001
+	UNION ALL SELECT event FROM order_engine_archive.order_events WHERE order_no = 1001) e
+	WHERE event = 'closed'}), '1', 'a closed event was written');
+
+# one bad row must not stop the others: a trigger refuses order 2002
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION refuse_2002() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF NEW.order_no = 2002 AND NEW.status = 'closed' THEN
+			RAISE EXCEPTION 'order 2002 is broken' USING ERRCODE = 'P0001';
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER refuse_2002 BEFORE UPDATE ON order_engine.orders
+		FOR EACH ROW EXECUTE FUNCTION refuse_2002();
+	SELECT order_engine.place_order(g, 7, 900, '[{"sku_id": 1, "qty": 1}]', '1 second')
+	  FROM generate_series(2001, 2003) g;
+});
+ok(wait_for($node, q{SELECT string_agg(g || ':' || order_engine.order_status(g), ',' ORDER BY g)
+	FROM generate_series(2001, 2003) g},
+	'2001:closed,2002:pending_payment,2003:closed', 15),
+	'the other orders closed while 2002 failed');
+ok(wait_for($node, q{SELECT job || ':' || item || ':' || error FROM order_engine.quarantine},
+	'close_unpaid:2002:order 2002 is broken'), '2002 is in quarantine with its error');
+is($node->safe_psql('postgres', q{SELECT quarantined FROM order_engine.worker_status
+	WHERE job = 'close_unpaid'}), '1', 'worker_status shows the quarantined row');
+
+# after the fix, deleting the quarantine row lets the worker retry it
+$node->safe_psql('postgres', q{
+	DROP TRIGGER refuse_2002 ON order_engine.orders;
+	DELETE FROM order_engine.quarantine;
+	UPDATE order_engine.orders SET pay_deadline = now() WHERE order_no = 2002;
+});
+$node->safe_psql('postgres', q{SELECT pg_sleep(0.1)});
+$node->safe_psql('postgres', q{SELECT order_engine.place_order(2004, 7, 900, '[{"sku_id": 1, "qty": 1}]', '1 second')});
+ok(wait_for($node, q{SELECT order_engine.order_status(2002)}, 'closed', 15),
+	'a released quarantine row is processed');
+
+# finished orders are archived (archive_after = 0), with lines and events
+ok(wait_for($node, q{SELECT count(*) FROM order_engine.orders}, '0', 15),
+	'finished orders left the live tables');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM order_engine_archive.orders}), '6',
+	'and are all in the archive');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM order_engine.order_lines}), '0',
+	'lines moved too');
+is($node->safe_psql('postgres', q{SELECT order_engine.order_status(1001)}), 'closed',
+	'order_status answers archived orders');
+is($node->safe_psql('postgres', q{SELECT max_order_no, archived_total FROM order_engine.archive_watermark}),
+	'2004|6', 'the watermark follows the archive');
+
+# worker_status: per job counters
+my $status = $node->safe_psql('postgres', q{SELECT job, total_rows > 0, errors
+	FROM order_engine.worker_status ORDER BY job});
+like($status, qr/release_expired\|t\|0/, 'release_expired counted its rows');
+like($status, qr/close_unpaid\|t\|0/, 'close_unpaid counted its rows');
+like($status, qr/archive_orders\|t\|0/, 'archive_orders counted its rows');
+
+$node->stop;
+done_testing();
