@@ -56,6 +56,38 @@ oe_as_postgres $PSQL -d demo -q -c 'CREATE EXTENSION order_engine'
 oe_say "running demo/demo.sql"
 oe_as_postgres $PSQL -d demo -f "$ROOT/demo/demo.sql"
 
+# The flash sale: 200 units, 16 parallel buyers; three in ten pay, the
+# others' holds expire after 3 s and the worker gives the units back, so a
+# second wave buys them again.
+oe_say "flash sale: 16 parallel buyers race for 200 units (holds expire after 3 s)"
+cp "$ROOT"/demo/flash_sale_* "$DIR/"
+chown postgres: "$DIR"/flash_sale_*
+oe_as_postgres $PSQL -d demo -q -f "$DIR/flash_sale_setup.sql" >/dev/null
+progress() {
+    oe_as_postgres $PSQL -d demo -At -f "$DIR/flash_sale_progress.sql"
+}
+for wave in 1 2; do
+    oe_as_postgres pgbench -n -h "$DIR" -p "$PORT" -U postgres -c 16 -j 2 -T 4 \
+        -f "$DIR/flash_sale_buyer.pgbench" demo >"$DIR/wave$wave.log" 2>&1 &
+    bench=$!
+    while kill -0 "$bench" 2>/dev/null; do
+        printf '\r  wave %d: %s   ' "$wave" "$(progress)"
+        sleep 0.5
+    done
+    wait "$bench" || { cat "$DIR/wave$wave.log"; exit 1; }
+    printf '\r  wave %d: %s   \n' "$wave" "$(progress)"
+    echo "  wave $wave throughput: $(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$DIR/wave$wave.log" | cut -d. -f1) attempts/s"
+    echo "  waiting for unpaid holds to expire and the worker to release them..."
+    for i in $(seq 1 100); do
+        held=$(oe_as_postgres $PSQL -d demo -At -c "SELECT held FROM order_engine.stock WHERE sku_id = 1")
+        printf '\r  %s   ' "$(progress)"
+        [ "$held" = 0 ] && break
+        sleep 0.2
+    done
+    printf '\n'
+done
+oe_as_postgres $PSQL -d demo -f "$DIR/flash_sale_summary.sql"
+
 cat <<TXT
 
 The demo server is still running.
