@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# test/bench/worker.sh: how timely and how cheap the worker is.
+#  1. release lag (expiry -> released) p50/p99 with 1k and 10k holds
+#     expiring per second;
+#  2. time to drain a backlog of 100k expired holds;
+#  3. foreground reserve TPS with sweeping and archiving running vs without
+#     (goal: at most 10 % drop).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+bench_start "order_engine.naptime = '10s'" "order_engine.archive_after = 0" \
+    "order_engine.archive_pause = '10ms'"
+bench_psql -c "SELECT order_engine.restock(1, 1000000000)" >/dev/null
+
+# holds expiring at $1 per second for $2 seconds, starting 2 s from now
+lag_run() {
+    local rate=$1 secs=$2 n
+    n=$((rate * secs))
+    bench_psql -q <<SQL
+SELECT order_engine.reserve(g, ARRAY[1]::bigint[], ARRAY[1]::bigint[], '1 hour')
+  FROM generate_series(1, $n) g;
+UPDATE order_engine.stock_hold SET expires_at = clock_timestamp() + interval '2 seconds'
+                                               + (order_no - 1) * interval '1 second' / $rate
+ WHERE state = 'held';
+SELECT pg_reload_conf();   -- the worker recomputes its sleep
+SQL
+    sleep $((secs + 4))
+    bench_psql -At -c "
+SELECT format('release lag at %s holds/s: p50 %s ms, p99 %s ms, max %s ms, %s of %s released',
+       $rate,
+       round(extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY updated_at - expires_at)) * 1000, 1),
+       round(extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY updated_at - expires_at)) * 1000, 1),
+       round(extract(epoch FROM max(updated_at - expires_at)) * 1000, 1),
+       count(*) FILTER (WHERE state = 'released'), count(*))
+  FROM order_engine.stock_hold"
+    bench_psql -q -c "TRUNCATE order_engine.stock_hold"
+}
+lag_run 1000 5
+lag_run 10000 3
+
+# a backlog of 100k expired holds
+bench_psql -q <<'SQL'
+ALTER SYSTEM SET order_engine.database = 'nowhere';
+SELECT pg_reload_conf();
+SQL
+sleep 1
+bench_psql -q <<'SQL'
+SELECT order_engine.reserve(g, ARRAY[1]::bigint[], ARRAY[1]::bigint[], '1 hour')
+  FROM generate_series(1000001, 1100000) g;
+UPDATE order_engine.stock_hold SET expires_at = now() - interval '1 second' WHERE state = 'held';
+SQL
+start=$(date +%s.%N)
+bench_psql -q -c "ALTER SYSTEM SET order_engine.database = 'bench'" -c "SELECT pg_reload_conf()"
+while [ "$(bench_psql -At -c "SELECT count(*) FROM order_engine.stock_hold WHERE state = 'held'")" != 0 ]; do
+    sleep 0.2
+done
+end=$(date +%s.%N)
+awk -v s="$start" -v e="$end" 'BEGIN { printf "drain of 100000 expired holds: %.1f s (%.0f holds/s)\n", e - s, 100000 / (e - s) }'
+
+# foreground reserve TPS: worker sweeping 1-second holds and archiving
+# 100k finished orders, against the worker switched off
+bench_psql -q <<'SQL'
+TRUNCATE order_engine.stock_hold;
+CREATE SEQUENCE rno START 10000000 CACHE 100;
+SELECT order_engine.set_price(1, 1);
+ALTER SYSTEM SET order_engine.database = 'nowhere';
+SELECT pg_reload_conf();
+SQL
+cat >"$BENCH_DIR/reserve.sql" <<'EOF2'
+SELECT order_engine.reserve(nextval('rno'), ARRAY[1]::bigint[], ARRAY[1]::bigint[], '1 second');
+EOF2
+seed_archive() {
+    bench_psql -q <<'SQL'
+SELECT order_engine.place_order(g, g % 1000, 1, '[{"sku_id": 1, "qty": 1}]') FROM generate_series(20000001, 20050000) g;
+SELECT order_engine.cancel_order(g) FROM generate_series(20000001, 20050000) g;
+SQL
+}
+echo "foreground reserve, $BENCH_CLIENTS clients, ${BENCH_SECONDS}s each"
+bench_pgbench reserve_worker_off "$BENCH_DIR/reserve.sql"; off=$BENCH_TPS
+bench_psql -q -c "TRUNCATE order_engine.stock_hold"
+seed_archive
+bench_psql -q -c "ALTER SYSTEM SET order_engine.database = 'bench'" -c "SELECT pg_reload_conf()"
+sleep 1
+bench_pgbench reserve_worker_sweeping "$BENCH_DIR/reserve.sql"; on=$BENCH_TPS
+bench_psql -At -c "SELECT 'during the run the worker released ' || count(*) FILTER (WHERE state = 'released') || ' holds and archived ' || (SELECT count(*) FROM order_engine_archive.orders) || ' orders' FROM order_engine.stock_hold"
+bench_ratio "reserve TPS with worker sweeping+archiving vs off" "$on" "$off" 0.9
