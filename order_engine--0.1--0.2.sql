@@ -194,7 +194,7 @@ AS $audit$
         SELECT sb.sku_id, sb.bucket, sb.held,
                COALESCE((SELECT pg_catalog.sum(p.q)
                            FROM @extschema@.stock_hold sh,
-                                pg_catalog.unnest(sh.buckets, sh.bucket_qtys) AS p(bucket, q)
+                                ROWS FROM (pg_catalog.unnest(sh.buckets), pg_catalog.unnest(sh.bucket_qtys)) AS p(bucket, q)
                           WHERE sh.sku_id = sb.sku_id AND sh.state = 'held'
                             AND p.bucket = sb.bucket), 0) AS parts
           FROM @extschema@.stock_bucket sb
