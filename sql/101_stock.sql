@@ -1,0 +1,158 @@
+--
+-- Stock: restock, prices, direct sales, holds, buckets, purchase limits,
+-- the audit, and every error with its SQLSTATE.
+--
+SET search_path = order_engine, public;
+-- SKUs of this file start at 101000 so they never meet another file's
+SELECT restock(101001, 10) AS available;
+SELECT restock(101001, 5, 'delivery') AS available;
+SELECT restock(101001, -3, 'damaged') AS available;
+SELECT set_price(101001, 9.99);
+SELECT set_price(101002, 5);           -- creates the SKU without stock
+SELECT sku_id, available, held, sold, price, purchase_limit, nbuckets
+  FROM stock WHERE sku_id BETWEEN 101000 AND 101999 ORDER BY sku_id;
+SELECT kind, d_available, d_held, d_sold, reason FROM stock_movement
+ WHERE sku_id = 101001 ORDER BY movement_id;
+
+-- direct sales: a conditional decrement, false when short
+SELECT try_deduct(101001, 2) AS sold_2, try_deduct(101001, 11) AS sold_11,
+       try_deduct(101002, 1) AS no_stock;
+SELECT available, sold FROM stock WHERE sku_id = 101001;
+
+-- reserve, repeat, confirm, confirm again
+SELECT reserve(1010001, '{101001}', '{3}') AS held;
+SELECT reserve(1010001, '{101001}', '{3}') AS repeat_holds_nothing_twice;
+SELECT available, held, sold FROM stock WHERE sku_id = 101001;
+SELECT order_no, sku_id, qty, state, buyer_id, buckets, bucket_qtys,
+       expires_at BETWEEN now() + interval '29 minutes' AND now() + interval '31 minutes' AS ttl_30min
+  FROM stock_hold WHERE order_no = 1010001;
+SELECT confirm(1010001) AS confirmed, confirm(1010001) AS confirmed_again;
+SELECT available, held, sold FROM stock WHERE sku_id = 101001;
+
+-- release and its repeat; release of an unknown order is 0
+SELECT reserve(1010002, '{101001}', '{4}', '1 hour') AS held;
+SELECT release(1010002) AS released, release(1010002) AS released_again,
+       release(1010999) AS unknown_order;
+SELECT available, held, sold FROM stock WHERE sku_id = 101001;
+
+-- all or nothing: the second line is short, so the first is not held
+SELECT restock(101003, 2);
+SELECT reserve(1010003, '{101001,101003}', '{1,3}') AS all_or_nothing;
+SELECT count(*) AS holds_of_failed_order FROM stock_hold WHERE order_no = 1010003;
+SELECT sku_id, available, held FROM stock WHERE sku_id IN (101001, 101003) ORDER BY 1;
+SELECT reserve(1010003, '{101003,101001}', '{2,1}') AS both_lines;
+SELECT sku_id, qty, state FROM stock_hold WHERE order_no = 1010003 ORDER BY sku_id;
+
+-- buckets: spread, take from several, rebalance keeps every unit
+SELECT restock(101004, 100);
+SELECT set_buckets(101004, 4);
+SELECT bucket, available, held, sold FROM stock_bucket WHERE sku_id = 101004 ORDER BY bucket;
+SELECT reserve(1010004, '{101004}', '{60}') AS larger_than_any_bucket;
+SELECT bucket_qtys, (SELECT sum(q) FROM unnest(bucket_qtys) q) AS total
+  FROM stock_hold WHERE order_no = 1010004;
+SELECT reserve(1010005, '{101004}', '{41}') AS more_than_left;
+SELECT reserve(1010005, '{101004}', '{40}') AS exactly_what_is_left;
+SELECT available, held FROM stock WHERE sku_id = 101004;
+SELECT reserve(1010006, '{101004}', '{1}') AS sold_out;
+SELECT release(1010004);
+SELECT set_buckets(101004, 2);          -- rows 2, 3 stay while holds point at them
+SELECT bucket, available, held, sold FROM stock_bucket WHERE sku_id = 101004 ORDER BY bucket;
+SELECT release(1010005);
+SELECT set_buckets(101004, 3);
+SELECT bucket, available, held, sold FROM stock_bucket WHERE sku_id = 101004 ORDER BY bucket;
+SELECT available, held, sold, nbuckets FROM stock WHERE sku_id = 101004;
+SELECT restock(101004, -10, 'write-off spread over buckets') AS available;
+SELECT try_deduct(101004, 90) AS sell_all_buckets;
+SELECT available, held, sold FROM stock WHERE sku_id = 101004;
+
+-- purchase limits: counted per buyer over held and confirmed units
+SELECT restock(101005, 100);
+SELECT set_purchase_limit(101005, 3);
+SELECT reserve(1010010, '{101005}', '{2}', '1 hour', 42) AS first_two;
+SELECT reserve(1010011, '{101005}', '{1}', '1 hour', 42) AS third;
+SELECT reserve(1010012, '{101005}', '{1}', '1 hour', 43) AS other_buyer;
+SELECT release(1010011);
+SELECT reserve(1010013, '{101005}', '{1}', '1 hour', 42) AS after_release;
+SELECT confirm(1010010);
+SELECT units FROM purchase_tally WHERE sku_id = 101005 AND buyer_id = 42;
+SELECT set_purchase_limit(101005, NULL);
+SELECT reserve(1010014, '{101005}', '{10}', '1 hour', 42) AS no_limit_now;
+
+-- the journal and the audit agree
+SELECT kind, count(*), sum(d_available) AS d_available, sum(d_held) AS d_held,
+       sum(d_sold) AS d_sold
+  FROM stock_movement WHERE sku_id BETWEEN 101000 AND 101999 GROUP BY kind ORDER BY kind;
+SELECT sku_id, ok, detail FROM stock_audit() WHERE sku_id BETWEEN 101000 AND 101999;
+
+-- the audit notices a broken bucket row
+BEGIN;
+UPDATE stock_bucket SET available = available + 1 WHERE sku_id = 101001;
+SELECT sku_id, ok, detail FROM stock_audit() WHERE sku_id = 101001;
+ROLLBACK;
+
+-- errors (their SQLSTATEs: test/pgtap/101_stock.sql), and nothing changes
+SELECT restock(NULL, 1);
+SELECT restock(101001, NULL);
+SELECT restock(0, 1);
+SELECT restock(101001, 0);
+SELECT restock(101999, -1);                           -- unknown SKU
+SELECT restock(101001, -1000);                        -- below zero
+SELECT restock(101001, 9223372036854775807);          -- overflow
+SELECT restock(101001, -9223372036854775808);
+SELECT set_price(101001, -1);
+SELECT set_price(101001, 'NaN');
+SELECT set_price(101001, NULL);
+SELECT try_deduct(101001, 0);
+SELECT try_deduct(101999, 1);
+SELECT try_deduct(NULL, 1);
+SELECT reserve(NULL, '{101001}', '{1}');
+SELECT reserve(0, '{101001}', '{1}');
+SELECT reserve(1010020, NULL, '{1}');
+SELECT reserve(1010020, '{101001}', NULL);
+SELECT reserve(1010020, '{}', '{}');
+SELECT reserve(1010020, '{101001,101003}', '{1}');
+SELECT reserve(1010020, '{101001,NULL}', '{1,1}');
+SELECT reserve(1010020, '{101001}', '{NULL}');
+SELECT reserve(1010020, '{{101001}}', '{{1}}');
+SELECT reserve(1010020, '{101001}', '{0}');
+SELECT reserve(1010020, '{101001}', '{-1}');
+SELECT reserve(1010020, '{101001,101001}', '{1,1}');   -- SKU twice: refused
+SELECT reserve(1010020, '{101999}', '{1}');            -- unknown SKU
+SELECT reserve(1010020, '{101001}', '{1}', '0 seconds');
+SELECT reserve(1010020, '{101001}', '{1}', '-1 minute');
+SELECT reserve(1010020, '{101001}', '{1}', '7 days 1 second');
+SELECT reserve(1010020, '{101001}', '{1}', '1 year');
+SELECT reserve(1010020, '{101001}', '{1}', NULL);
+SELECT reserve(1010020, (SELECT array_agg(g) FROM generate_series(1, 1001) g),
+               (SELECT array_agg(1::bigint) FROM generate_series(1, 1001) g));
+SELECT reserve(1010001, '{101001}', '{4}');           -- same order, other content
+SELECT reserve(1010001, '{101001}', '{3}', '30 minutes', 5);  -- other buyer
+SELECT reserve(1010002, '{101001}', '{4}', '1 hour');  -- its holds were released
+SELECT reserve(1010012, '{101005}', '{1}', '1 hour', 43);  -- still fine: a repeat
+SELECT set_purchase_limit(101005, 3);
+SELECT reserve(1010021, '{101005}', '{4}', '1 hour', 44);  -- over the limit at once
+SELECT reserve(1010021, '{101005}', '{1}', '1 hour', 42);  -- 42 has 3+10 already
+SELECT confirm(1010002);                              -- released
+SELECT confirm(1010999);                              -- unknown order
+SELECT confirm(NULL);
+SELECT release(1010001);                              -- confirmed
+SELECT release(NULL);
+SELECT reserve(1010022, '{101001}', '{1}', '1 millisecond') AS short_hold;
+SELECT pg_sleep(0.01);
+\set VERBOSITY terse
+SELECT confirm(1010022);                              -- expired
+\set VERBOSITY default
+SELECT set_buckets(101001, 0);
+SELECT set_buckets(101001, 1025);
+SELECT set_buckets(101999, 2);
+SELECT set_buckets(NULL, 2);
+SELECT set_purchase_limit(101001, 0);
+SELECT set_purchase_limit(101999, 1);
+SELECT count(*) AS holds_of_refused_orders FROM stock_hold WHERE order_no IN (1010020, 1010021);
+SELECT sku_id, ok, detail FROM stock_audit() WHERE sku_id BETWEEN 101000 AND 101999;
+
+-- privileges: the application may call the API, not administer stock
+SELECT has_function_privilege('order_engine_app', 'order_engine.reserve(bigint,bigint[],bigint[],interval,bigint)', 'EXECUTE') AS app_reserve,
+       has_function_privilege('order_engine_app', 'order_engine.restock(bigint,bigint,text)', 'EXECUTE') AS app_restock,
+       has_function_privilege('order_engine_admin', 'order_engine.restock(bigint,bigint,text)', 'EXECUTE') AS admin_restock,
+       has_table_privilege('order_engine_app', 'order_engine.stock_bucket', 'UPDATE') AS app_update_buckets;
