@@ -15,6 +15,7 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 
+#include "ids.h"
 #include "order_engine.h"
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -28,6 +29,7 @@ oe_shmem_request(void)
 		prev_shmem_request_hook();
 
 	RequestAddinShmemSpace(OeWorkerStateShmemSize());
+	RequestAddinShmemSpace(OeIdsShmemSize());
 }
 
 static void
@@ -37,6 +39,7 @@ oe_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	OeWorkerStateShmemInit();
+	OeIdsShmemInit();
 	oe_shmem_ready = true;
 }
 
