@@ -16,6 +16,7 @@
 
 char	   *OeDatabaseList = NULL;
 int			OeNaptimeMs = 5000;
+int			OeIdempotencyLeaseMs = 60000;
 
 void
 OeDefineGucs(void)
@@ -38,6 +39,18 @@ OeDefineGucs(void)
 							5000,
 							10,
 							3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("order_engine.idempotency_lease",
+							"How long an unfinished idempotency claim is protected.",
+							"After this time another caller's idem_begin may take "
+							"the claim over.",
+							&OeIdempotencyLeaseMs,
+							60000,
+							100,
+							24 * 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

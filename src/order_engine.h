@@ -27,6 +27,7 @@
 /* GUC variables (guc.c) */
 extern char *OeDatabaseList;
 extern int	OeNaptimeMs;
+extern int	OeIdempotencyLeaseMs;
 
 /* guc.c */
 extern void OeDefineGucs(void);
