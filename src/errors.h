@@ -27,7 +27,9 @@
  *	OE013  ERRCODE_OE_PURCHASE_LIMIT_EXCEEDED	buyer would pass the SKU's limit
  *	OE014  ERRCODE_OE_ID_TAG_EXISTS				create_id_tag of an existing tag
  *	OE015  ERRCODE_OE_ID_EXHAUSTED				a tag ran past the bigint range
- *	OE016  ERRCODE_OE_PAYMENT_REF_CONFLICT		payment_ref reused for another payment
+ *	OE016  ERRCODE_OE_IDEMPOTENCY_KEY_NOT_FOUND	idem_finish/abort of an unknown key
+ *	OE017  ERRCODE_OE_IDEMPOTENCY_CLAIM_NOT_HELD	idem_finish/abort without the claim
+ *	OE018  ERRCODE_OE_PAYMENT_REF_CONFLICT		payment_ref reused for another payment
  *
  *-------------------------------------------------------------------------
  */
@@ -53,6 +55,8 @@
 #define ERRCODE_OE_PURCHASE_LIMIT_EXCEEDED	OE_SQLSTATE('1', '3')
 #define ERRCODE_OE_ID_TAG_EXISTS			OE_SQLSTATE('1', '4')
 #define ERRCODE_OE_ID_EXHAUSTED				OE_SQLSTATE('1', '5')
-#define ERRCODE_OE_PAYMENT_REF_CONFLICT		OE_SQLSTATE('1', '6')
+#define ERRCODE_OE_IDEMPOTENCY_KEY_NOT_FOUND	OE_SQLSTATE('1', '6')
+#define ERRCODE_OE_IDEMPOTENCY_CLAIM_NOT_HELD	OE_SQLSTATE('1', '7')
+#define ERRCODE_OE_PAYMENT_REF_CONFLICT		OE_SQLSTATE('1', '8')
 
 #endif							/* ORDER_ENGINE_ERRORS_H */

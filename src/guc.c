@@ -101,6 +101,8 @@ int			OeOrderNoMaxGap = 10;
 int			OeNodeId = 0;
 int			OeSnowflakeMaxWait = 1000;
 
+int			OeIdempotencyLeaseMs = 60000;
+
 void
 OeDefineGucs(void)
 {
@@ -206,6 +208,19 @@ OeDefineGucs(void)
 							"It also bounds the lease of the persisted high-water mark.",
 							&OeSnowflakeMaxWait, 1000, 10, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+
+	DefineCustomIntVariable("order_engine.idempotency_lease",
+							"How long an unfinished idempotency claim is protected.",
+							"After this time another caller's idem_begin may take "
+							"the claim over.",
+							&OeIdempotencyLeaseMs,
+							60000,
+							100,
+							24 * 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("order_engine");
 }

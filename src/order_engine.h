@@ -38,6 +38,8 @@ extern int	OeArchiveBatchSize;
 extern int	OeArchivePauseMs;
 extern char *OeArchiveWindow;
 
+extern int	OeIdempotencyLeaseMs;
+
 /* guc.c */
 extern void OeDefineGucs(void);
 extern bool OeArchiveWindowOpen(TimestampTz now);

@@ -1,0 +1,44 @@
+/*-------------------------------------------------------------------------
+ *
+ * idempotency.h
+ *	  Idempotency keys and one-time checkout tokens: limits and the entry
+ *	  points other subsystems (the maintenance worker) call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDER_ENGINE_IDEMPOTENCY_H
+#define ORDER_ENGINE_IDEMPOTENCY_H
+
+#include "postgres.h"
+
+#include "common/sha2.h"
+
+/* documented maximum lengths, in bytes (README, docs/idempotency.md) */
+#define OE_IDEM_MAX_SCOPE_LEN	64
+#define OE_IDEM_MAX_KEY_LEN		255
+
+/* random bytes in a checkout token; its text is base64url, 43 characters */
+#define OE_TOKEN_RANDOM_BYTES	32
+#define OE_TOKEN_TEXT_LEN		43
+
+/*
+ * Field 4 of the advisory lock tag idem_begin takes per (scope, key).  The
+ * SQL-level advisory lock functions use 1 and 2, so ours never collide
+ * with an application's advisory locks; pg_locks shows it as objsubid.
+ */
+#define OE_IDEM_LOCK_FIELD4		0x4F45
+
+/* digest.c */
+extern void OeSha256(const void *data, size_t len, uint8 *out);
+extern bytea *OeSha256Bytea(const void *data, size_t len);
+extern char *OeBase64UrlEncode(const uint8 *data, size_t len);
+
+/*
+ * reap_keys.c: deletes at most max_rows expired idempotency keys and
+ * checkout tokens and returns how many it deleted.  Runs in the caller's
+ * transaction (it connects to SPI itself), so the worker can call it
+ * between StartTransactionCommand and CommitTransactionCommand.
+ */
+extern int64 OeReapExpiredKeys(int32 max_rows);
+
+#endif							/* ORDER_ENGINE_IDEMPOTENCY_H */
