@@ -86,7 +86,8 @@ static OeQuery insert_order = {
 static OeQuery insert_lines = {
 	"INSERT INTO order_engine.order_lines (order_no, line_no, sku_id, qty, unit_price, line_total)"
 	" SELECT $1, l.n, l.sku_id, l.qty, l.price, l.qty * l.price"
-	" FROM pg_catalog.unnest($2::int8[], $3::int8[], $4::numeric[]) WITH ORDINALITY AS l(sku_id, qty, price, n)",
+	" FROM ROWS FROM (pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::int8[]),"
+	"                 pg_catalog.unnest($4::numeric[])) WITH ORDINALITY AS l(sku_id, qty, price, n)",
 	4, {INT8OID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}
 };
 
@@ -486,8 +487,9 @@ oe_pay_order(PG_FUNCTION_ARGS)
 	payment_ref = CheckRef(PG_GETARG_TEXT_PP(1), "payment_ref");
 	amount = PG_GETARG_DATUM(2);
 	if (numeric_is_nan(DatumGetNumeric(amount)) ||
-		DatumGetInt32(DirectFunctionCall1(numeric_sign, amount)) < 0 ||
-		numeric_is_inf(DatumGetNumeric(amount)))
+		numeric_is_inf(DatumGetNumeric(amount)) ||
+		DatumGetBool(DirectFunctionCall2(numeric_lt, amount,
+										 NumericGetDatum(int64_to_numeric(0)))))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("amount must be a finite number not below zero")));
