@@ -191,13 +191,14 @@ AS $audit$
           FROM @extschema@.stock_hold sh GROUP BY sh.sku_id
     ), parts AS (
         -- per bucket row: held units against the parts of held holds on it
-        SELECT sb.sku_id, sb.bucket, sb.held,
-               COALESCE((SELECT pg_catalog.sum(p.q)
-                           FROM @extschema@.stock_hold sh,
-                                ROWS FROM (pg_catalog.unnest(sh.buckets), pg_catalog.unnest(sh.bucket_qtys)) AS p(bucket, q)
-                          WHERE sh.sku_id = sb.sku_id AND sh.state = 'held'
-                            AND p.bucket = sb.bucket), 0) AS parts
+        SELECT sb.sku_id, sb.bucket, sb.held, COALESCE(p.q, 0) AS parts
           FROM @extschema@.stock_bucket sb
+          LEFT JOIN (SELECT sh.sku_id, x.bucket, pg_catalog.sum(x.q) AS q
+                       FROM @extschema@.stock_hold sh,
+                            ROWS FROM (pg_catalog.unnest(sh.buckets), pg_catalog.unnest(sh.bucket_qtys)) AS x(bucket, q)
+                      WHERE sh.state = 'held'
+                      GROUP BY sh.sku_id, x.bucket) p
+            ON p.sku_id = sb.sku_id AND p.bucket = sb.bucket
     ), bad_parts AS (
         SELECT parts.sku_id, pg_catalog.string_agg(pg_catalog.format('bucket %s holds %s but its holds sum to %s',
                    parts.bucket, parts.held, parts.parts), '; ' ORDER BY parts.bucket) AS msg

@@ -191,7 +191,13 @@ OeStockPlan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *types)
 {
 	if (*slot == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) types);
+		/*
+		 * Always the generic plan: our statements are index lookups by key
+		 * whatever the values, and a custom plan would be re-planned on
+		 * every call (array parameters make the generic one look dearer).
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, (Oid *) types,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "order_engine: SPI_prepare failed: %s",
