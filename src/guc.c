@@ -10,6 +10,7 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "ids.h"
@@ -53,11 +54,6 @@ OeDefineGucs(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
-	DefineCustomIntVariable("order_engine.max_id_tags",
-							"Number of id tags (and snowflake generators) shared memory has room for.",
-							"One slot per tag per database, plus one per database using snowflake_id().",
-							&OeMaxIdTags, 128, 8, 100000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("order_engine.id_prefetch_percent",
 							"Share of an id range used before the next range is fetched.",
 							"100 turns prefetching off: the next range is then fetched when the current one runs out.",
@@ -83,16 +79,29 @@ OeDefineGucs(void)
 							"1 makes order numbers consecutive.",
 							&OeOrderNoMaxGap, 10, 1, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("order_engine.node_id",
-							"Node id that snowflake_id() puts into its ids (0-1023).",
-							"Give every server that generates snowflake ids its own.",
-							&OeNodeId, 0, 0, 1023,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("order_engine.snowflake_max_wait",
 							"Largest backward clock step snowflake_id() waits out; beyond it, an error.",
 							"It also bounds the lease of the persisted high-water mark.",
 							&OeSnowflakeMaxWait, 1000, 10, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	/*
+	 * Settings fixed at server start exist only when we are preloaded: a
+	 * backend loading the library later may not create them.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomIntVariable("order_engine.max_id_tags",
+								"Number of id tags (and snowflake generators) shared memory has room for.",
+								"One slot per tag per database, plus one per database using snowflake_id().",
+								&OeMaxIdTags, 128, 8, 100000,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+		DefineCustomIntVariable("order_engine.node_id",
+								"Node id that snowflake_id() puts into its ids (0-1023).",
+								"Give every server that generates snowflake ids its own.",
+								&OeNodeId, 0, 0, 1023,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	}
 
 	MarkGUCPrefixReserved("order_engine");
 }
