@@ -12,6 +12,8 @@
 
 #include "pgtime.h"
 #include "utils/datetime.h"
+
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
@@ -173,6 +175,7 @@ OeDefineGucs(void)
 							"One slot per tag per database, plus one per database using snowflake_id().",
 							&OeMaxIdTags, 128, 8, 100000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
 	DefineCustomIntVariable("order_engine.id_prefetch_percent",
 							"Share of an id range used before the next range is fetched.",
 							"100 turns prefetching off: the next range is then fetched when the current one runs out.",
@@ -198,11 +201,6 @@ OeDefineGucs(void)
 							"1 makes order numbers consecutive.",
 							&OeOrderNoMaxGap, 10, 1, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("order_engine.node_id",
-							"Node id that snowflake_id() puts into its ids (0-1023).",
-							"Give every server that generates snowflake ids its own.",
-							&OeNodeId, 0, 0, 1023,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("order_engine.snowflake_max_wait",
 							"Largest backward clock step snowflake_id() waits out; beyond it, an error.",
 							"It also bounds the lease of the persisted high-water mark.",
@@ -221,6 +219,24 @@ OeDefineGucs(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	/*
+	 * Settings fixed at server start exist only when we are preloaded: a
+	 * backend loading the library later may not create them.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomIntVariable("order_engine.max_id_tags",
+								"Number of id tags (and snowflake generators) shared memory has room for.",
+								"One slot per tag per database, plus one per database using snowflake_id().",
+								&OeMaxIdTags, 128, 8, 100000,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+		DefineCustomIntVariable("order_engine.node_id",
+								"Node id that snowflake_id() puts into its ids (0-1023).",
+								"Give every server that generates snowflake ids its own.",
+								&OeNodeId, 0, 0, 1023,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	}
 
 	MarkGUCPrefixReserved("order_engine");
 }
