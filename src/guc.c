@@ -170,12 +170,6 @@ OeDefineGucs(void)
 							   PGC_SIGHUP, 0,
 							   check_archive_window, assign_archive_window, NULL);
 
-	DefineCustomIntVariable("order_engine.max_id_tags",
-							"Number of id tags (and snowflake generators) shared memory has room for.",
-							"One slot per tag per database, plus one per database using snowflake_id().",
-							&OeMaxIdTags, 128, 8, 100000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
-
 	DefineCustomIntVariable("order_engine.id_prefetch_percent",
 							"Share of an id range used before the next range is fetched.",
 							"100 turns prefetching off: the next range is then fetched when the current one runs out.",
@@ -206,7 +200,6 @@ OeDefineGucs(void)
 							"It also bounds the lease of the persisted high-water mark.",
 							&OeSnowflakeMaxWait, 1000, 10, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
-
 
 	DefineCustomIntVariable("order_engine.idempotency_lease",
 							"How long an unfinished idempotency claim is protected.",
