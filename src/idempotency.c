@@ -13,11 +13,15 @@
  * inserted the same key and has not committed yet, so idem_begin first
  * tries a transaction-level advisory lock on a 64-bit hash of (scope, key)
  * without waiting: whoever holds it is inside idem_begin or inside the
- * transaction that made the claim, so "in_progress" is the answer.  With
- * the lock the INSERT cannot wait on another claimer; a row locked by a
- * concurrent idem_finish or reaper is skipped (SKIP LOCKED), again
- * "in_progress".  A hash collision between two keys can only produce a
- * spurious "in_progress" while the other key's transaction runs.
+ * transaction that made the claim, so "in_progress" is the answer.
+ * With the lock, idem_begin reads the row without locking it and inserts
+ * only a key it did not find, so the INSERT never waits: nobody else can
+ * be inserting that key, and an existing row that a concurrent
+ * idem_finish or reaper is changing is never touched by the INSERT.  To
+ * change an existing row (take over a stale claim, restart an expired
+ * key) it locks it with SKIP LOCKED, and a busy row is "in_progress".  A
+ * hash collision between two keys can only produce a spurious
+ * "in_progress" while the other key's transaction runs.
  *
  * The claim belongs to the session (a random 63-bit id drawn once per
  * backend), not to the transaction, so a caller may also begin in one
@@ -338,15 +342,32 @@ oe_idem_begin(PG_FUNCTION_ARGS)
 		args[4] = Int32GetDatum(MyProcPid);
 		args[5] = TimestampTzGetDatum(expires);
 
-		if (SPI_execute_plan(plan_insert, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert idempotency key");
-		if (SPI_processed == 1)
-			outcome = IDEM_STARTED;
-		else
+		/*
+		 * Read first: INSERT ... ON CONFLICT would wait for a transaction
+		 * that is changing an existing row (a concurrent idem_finish).
+		 * Only a key not seen is inserted, and no one else can be
+		 * inserting it: that needs the lock we hold.
+		 */
+		if (SPI_execute_plan(plan_read, args, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read idempotency key");
+		if (SPI_processed == 0)
 		{
-			/* the key exists: decide without locking the row first */
-			if (SPI_execute_plan(plan_read, args, NULL, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "could not read idempotency key");
+			if (SPI_execute_plan(plan_insert, args, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not insert idempotency key");
+			outcome = IDEM_STARTED;
+			/* a row committed between the read and the insert: read again */
+			if (SPI_processed == 0)
+			{
+				if (SPI_execute_plan(plan_read, args, NULL, false, 1) != SPI_OK_SELECT)
+					elog(ERROR, "could not read idempotency key");
+				outcome = IDEM_IN_PROGRESS;
+			}
+		}
+		else
+			outcome = IDEM_IN_PROGRESS;
+
+		if (outcome != IDEM_STARTED)
+		{
 			outcome = SPI_processed == 0 ? IDEM_IN_PROGRESS :
 				classify_row(fingerprint, scope, key, &response, &response_null);
 
