@@ -13,11 +13,15 @@
  * inserted the same key and has not committed yet, so idem_begin first
  * tries a transaction-level advisory lock on a 64-bit hash of (scope, key)
  * without waiting: whoever holds it is inside idem_begin or inside the
- * transaction that made the claim, so "in_progress" is the answer.  With
- * the lock the INSERT cannot wait on another claimer; a row locked by a
- * concurrent idem_finish or reaper is skipped (SKIP LOCKED), again
- * "in_progress".  A hash collision between two keys can only produce a
- * spurious "in_progress" while the other key's transaction runs.
+ * transaction that made the claim, so "in_progress" is the answer.
+ * With the lock, idem_begin reads the row without locking it and inserts
+ * only a key it did not find, so the INSERT never waits: nobody else can
+ * be inserting that key, and an existing row that a concurrent
+ * idem_finish or reaper is changing is never touched by the INSERT.  To
+ * change an existing row (take over a stale claim, restart an expired
+ * key) it locks it with SKIP LOCKED, and a busy row is "in_progress".  A
+ * hash collision between two keys can only produce a spurious
+ * "in_progress" while the other key's transaction runs.
  *
  * The claim belongs to the session (a random 63-bit id drawn once per
  * backend), not to the transaction, so a caller may also begin in one
@@ -55,8 +59,7 @@ PG_FUNCTION_INFO_V1(oe_idem_abort);
 static int64 session_claim_owner = 0;
 
 /* kept plans, prepared on first use */
-static SPIPlanPtr plan_insert = NULL;
-static SPIPlanPtr plan_read = NULL;
+static SPIPlanPtr plan_claim = NULL;
 static SPIPlanPtr plan_read_locked = NULL;
 static SPIPlanPtr plan_reset = NULL;
 static SPIPlanPtr plan_takeover = NULL;
@@ -100,16 +103,24 @@ prepare_plans(void)
 	if (plan_diagnose != NULL)
 		return;
 
-	plan_insert = keep_plan(
-		"INSERT INTO " KEYS_TABLE
+	/*
+	 * Read the key and insert it only if it was not seen, in one
+	 * statement: INSERT ... ON CONFLICT alone would wait for a transaction
+	 * that is changing an existing row (a concurrent idem_finish).  The
+	 * last column says whether the row was inserted.
+	 */
+	plan_claim = keep_plan(
+		"WITH cur AS ("
+		" SELECT fingerprint, state, response, claimed_at, expires_at FROM " KEYS_TABLE
+		" WHERE scope = $1 AND key = $2),"
+		" ins AS ("
+		" INSERT INTO " KEYS_TABLE
 		" (scope, key, fingerprint, state, claim_owner, claim_pid, claimed_at, created_at, expires_at)"
-		" VALUES ($1, $2, $3, 'in_progress', $4, $5, pg_catalog.now(), pg_catalog.now(), $6)"
-		" ON CONFLICT (scope, key) DO NOTHING",
+		" SELECT $1, $2, $3, 'in_progress', $4, $5, pg_catalog.now(), pg_catalog.now(), $6"
+		" WHERE NOT EXISTS (SELECT FROM cur)"
+		" ON CONFLICT (scope, key) DO NOTHING RETURNING true AS inserted)"
+		" SELECT cur.*, (SELECT inserted FROM ins) FROM (SELECT) AS one LEFT JOIN cur ON true",
 		6, t_ins);
-	plan_read = keep_plan(
-		"SELECT fingerprint, state, response, claimed_at, expires_at FROM " KEYS_TABLE
-		" WHERE scope = $1 AND key = $2",
-		2, t_key);
 	plan_read_locked = keep_plan(
 		"SELECT fingerprint, state, response, claimed_at, expires_at FROM " KEYS_TABLE
 		" WHERE scope = $1 AND key = $2 FOR UPDATE SKIP LOCKED",
@@ -327,6 +338,7 @@ oe_idem_begin(PG_FUNCTION_ARGS)
 	else
 	{
 		Datum		args[6];
+		bool		isnull;
 
 		SPI_connect();
 		prepare_plans();
@@ -338,16 +350,17 @@ oe_idem_begin(PG_FUNCTION_ARGS)
 		args[4] = Int32GetDatum(MyProcPid);
 		args[5] = TimestampTzGetDatum(expires);
 
-		if (SPI_execute_plan(plan_insert, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert idempotency key");
-		if (SPI_processed == 1)
+		if (SPI_execute_plan(plan_claim, args, NULL, false, 0) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "could not claim idempotency key");
+		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isnull);
+		if (!isnull)
 			outcome = IDEM_STARTED;
 		else
 		{
-			/* the key exists: decide without locking the row first */
-			if (SPI_execute_plan(plan_read, args, NULL, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "could not read idempotency key");
-			outcome = SPI_processed == 0 ? IDEM_IN_PROGRESS :
+			(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+			/* no row seen, none inserted: one was committed meanwhile */
+			outcome = isnull ? IDEM_IN_PROGRESS :
 				classify_row(fingerprint, scope, key, &response, &response_null);
 
 			/* changing it needs the row lock; a locked row is busy */

@@ -45,6 +45,8 @@
 #include "utils/relcache.h"
 #include "utils/syscache.h"
 #include "access/table.h"
+#include "storage/lmgr.h"
+#include "utils/inval.h"
 
 #include "errors.h"
 #include "order_engine.h"
@@ -81,6 +83,9 @@ typedef struct VuParam
 /* a kept plan shape */
 typedef struct VuPlan
 {
+	Oid			relid;
+	bool		valid;			/* cleared by relcache invalidation */
+	char	   *relname;		/* quoted, qualified; for messages */
 	uint32		hash;
 	char	   *signature;
 	int			nchanges;
@@ -232,15 +237,39 @@ check_key_is_unique(Relation rel, const char *relname, VuColumn *keys, int nkeys
  * Length-prefixed, so no choice of column names makes two shapes equal.
  */
 static void
-append_columns(StringInfo sig, VuColumn *cols, int n)
+append_names(StringInfo sig, Jsonb *jb)
 {
-	int			i;
+	JsonbIterator *it = JsonbIteratorInit(&jb->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
 
-	appendStringInfo(sig, "%d[", n);
-	for (i = 0; i < n; i++)
-		appendStringInfo(sig, "%zu:%s:%u:%d;", strlen(cols[i].name), cols[i].name,
-						 cols[i].typid, cols[i].typmod);
+	appendStringInfo(sig, "%u[", JB_ROOT_COUNT(jb));
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		if (tok == WJB_KEY)
+		{
+			appendStringInfo(sig, "%d:", v.val.string.len);
+			appendBinaryStringInfo(sig, v.val.string.val, v.val.string.len);
+		}
 	appendStringInfoChar(sig, ']');
+}
+
+/*
+ * A kept shape is valid until its relation's relcache entry is
+ * invalidated (ALTER TABLE, CREATE/DROP INDEX, DROP, RENAME ...): then
+ * column types, names and keys are looked up again.
+ */
+static void
+vu_relcache_callback(Datum arg, Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, vu_plans)
+	{
+		VuPlan	   *p = (VuPlan *) lfirst(lc);
+
+		if (relid == InvalidOid || p->relid == relid)
+			p->valid = false;
+	}
 }
 
 static SPIPlanPtr
@@ -289,7 +318,7 @@ init_param(VuParam *p, VuColumn *col)
  * Build and keep the plans for one shape.
  */
 static VuPlan *
-build_plan(const char *signature, uint32 hash, const char *relname,
+build_plan(Oid relid, const char *signature, uint32 hash, const char *relname,
 		   VuColumn *keys, int nkeys, VuColumn *changes, int nchanges)
 {
 	MemoryContext old;
@@ -304,6 +333,8 @@ build_plan(const char *signature, uint32 hash, const char *relname,
 
 	old = MemoryContextSwitchTo(vu_cache_cxt);
 	plan = palloc0(sizeof(VuPlan));
+	plan->relid = relid;
+	plan->relname = pstrdup(relname);
 	plan->hash = hash;
 	plan->signature = pstrdup(signature);
 	plan->nchanges = nchanges;
@@ -339,6 +370,7 @@ build_plan(const char *signature, uint32 hash, const char *relname,
 		appendStringInfo(&sql, "%s%s = $%d", i > 0 ? " AND " : "",
 						 quote_identifier(keys[i].name), i + 1);
 	plan->select_plan = keep_plan(sql.data, nkeys, argtypes + nchanges);
+	plan->valid = true;
 
 	old = MemoryContextSwitchTo(vu_cache_cxt);
 	vu_plans = lappend(vu_plans, plan);
@@ -405,11 +437,15 @@ coerce_value(VuParam *p, JsonbValue *v, bool *isnull, const char *column,
 	return result;
 }
 
-int64
-OeVersionedUpdate(Oid relid, Jsonb *key, int64 expected_version, Jsonb *changes)
+/*
+ * Look everything up in the catalog, check it and build the plans for a
+ * shape not kept yet (or invalidated).
+ */
+static VuPlan *
+prepare_shape(Oid relid, Jsonb *key, Jsonb *changes, const char *signature,
+			  uint32 hash)
 {
 	char		relkind = get_rel_relkind(relid);
-	char	   *nspname;
 	char	   *relname;
 	VuColumn   *keys;
 	VuColumn   *chg;
@@ -419,24 +455,14 @@ OeVersionedUpdate(Oid relid, Jsonb *key, int64 expected_version, Jsonb *changes)
 	int			j;
 	HeapTuple	atttup;
 	Oid			vtype;
-	StringInfoData sig;
-	uint32		hash;
-	ListCell   *lc;
-	VuPlan	   *plan = NULL;
-	Datum	   *values;
-	char	   *nulls;
-	int64		result;
-	int			rc;
-
-	/* everything allocated from here on goes when SPI_finish runs */
-	SPI_connect();
+	Relation	rel;
 
 	if (relkind == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
-	nspname = get_namespace_name(get_rel_namespace(relid));
-	relname = quote_qualified_identifier(nspname, get_rel_name(relid));
+	relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										 get_rel_name(relid));
 	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -459,23 +485,15 @@ OeVersionedUpdate(Oid relid, Jsonb *key, int64 expected_version, Jsonb *changes)
 						relname, format_type_be(vtype)),
 				 errhint("The version column must be bigint, integer or smallint.")));
 
-	CheckJsonObject(key, "key");
-	CheckJsonObject(changes, "changes");
 	keys = collect_columns(relid, relname, key, "key", &nkeys);
 	chg = collect_columns(relid, relname, changes, "changes", &nchanges);
 
 	for (i = 0; i < nkeys; i++)
-	{
 		if (strcmp(keys[i].name, OE_VERSION_COLUMN) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("key must not contain the version column"),
 					 errhint("Pass the version as expected_version.")));
-		if (keys[i].value.type == jbvNull)
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("key column \"%s\" must not be null", keys[i].name)));
-	}
 	for (i = 0; i < nchanges; i++)
 	{
 		if (strcmp(chg[i].name, OE_VERSION_COLUMN) == 0)
@@ -491,17 +509,58 @@ OeVersionedUpdate(Oid relid, Jsonb *key, int64 expected_version, Jsonb *changes)
 						 errdetail("A versioned update cannot move a row to another key.")));
 	}
 
-	/* the shape of this call */
-	initStringInfo(&sig);
-	appendStringInfo(&sig, "%u:%zu:%s:", relid, strlen(relname), relname);
-	append_columns(&sig, keys, nkeys);
-	append_columns(&sig, chg, nchanges);
-	hash = hash_bytes((const unsigned char *) sig.data, sig.len);
+	rel = table_open(relid, AccessShareLock);
+	check_key_is_unique(rel, relname, keys, nkeys);
+	table_close(rel, NoLock);
+
+	return build_plan(relid, signature, hash, relname, keys, nkeys, chg, nchanges);
+}
+
+int64
+OeVersionedUpdate(Oid relid, Jsonb *key, int64 expected_version, Jsonb *changes)
+{
+	StringInfoData sig;
+	uint32		hash;
+	ListCell   *lc;
+	VuPlan	   *plan = NULL;
+	Datum	   *values;
+	char	   *nulls;
+	int			nparams;
+	int			n = 0;
+	int64		result;
+	int			rc;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *colname = NULL;
+
+	/* everything allocated from here on goes when SPI_finish runs */
+	SPI_connect();
 
 	if (vu_cache_cxt == NULL)
+	{
 		vu_cache_cxt = AllocSetContextCreate(TopMemoryContext,
 											 "order_engine versioned_update plans",
 											 ALLOCSET_SMALL_SIZES);
+		CacheRegisterRelcacheCallback(vu_relcache_callback, (Datum) 0);
+	}
+
+	CheckJsonObject(key, "key");
+	CheckJsonObject(changes, "changes");
+
+	/*
+	 * Locking the relation first also processes pending invalidations, so
+	 * a shape found valid below matches the catalog as of now.  (The
+	 * parser takes the same lock before it checks privileges.)
+	 */
+	LockRelationOid(relid, AccessShareLock);
+
+	/* the shape of this call: the relation and the column names */
+	initStringInfo(&sig);
+	appendStringInfo(&sig, "%u:", relid);
+	append_names(&sig, key);
+	append_names(&sig, changes);
+	hash = hash_bytes((const unsigned char *) sig.data, sig.len);
 
 	foreach(lc, vu_plans)
 	{
@@ -509,40 +568,61 @@ OeVersionedUpdate(Oid relid, Jsonb *key, int64 expected_version, Jsonb *changes)
 
 		if (p->hash == hash && strcmp(p->signature, sig.data) == 0)
 		{
-			plan = p;
+			if (p->valid)
+				plan = p;
+			else
+			{
+				SPI_freeplan(p->update_plan);
+				SPI_freeplan(p->select_plan);
+				vu_plans = foreach_delete_current(vu_plans, lc);
+			}
 			break;
 		}
 	}
 	if (plan == NULL)
+		plan = prepare_shape(relid, key, changes, sig.data, hash);
+
+	/* the values, in parameter order: changes, then keys, then the version */
+	nparams = plan->nchanges + plan->nkeys;
+	values = palloc(sizeof(Datum) * (nparams + 1));
+	nulls = palloc(sizeof(char) * (nparams + 1));
+	for (int pass = 0; pass < 2; pass++)
 	{
-		Relation	rel = table_open(relid, AccessShareLock);
+		Jsonb	   *jb = pass == 0 ? changes : key;
 
-		check_key_is_unique(rel, relname, keys, nkeys);
-		table_close(rel, NoLock);
-		plan = build_plan(sig.data, hash, relname, keys, nkeys, chg, nchanges);
+		it = JsonbIteratorInit(&jb->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			bool		isnull;
+
+			if (tok == WJB_KEY)
+				colname = pnstrdup(v.val.string.val, v.val.string.len);
+			else if (tok == WJB_VALUE)
+			{
+				if (pass == 1 && v.type == jbvNull)
+					ereport(ERROR,
+							(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+							 errmsg("key column \"%s\" must not be null", colname)));
+				values[n] = coerce_value(&plan->params[n], &v, &isnull, colname,
+										 plan->relname);
+				nulls[n] = isnull ? 'n' : ' ';
+				n++;
+			}
+		}
 	}
-
-	values = palloc(sizeof(Datum) * (nchanges + nkeys + 1));
-	nulls = palloc(sizeof(char) * (nchanges + nkeys + 1));
-	for (i = 0; i < nchanges + nkeys; i++)
-	{
-		VuColumn   *col = i < nchanges ? &chg[i] : &keys[i - nchanges];
-		bool		isnull;
-
-		values[i] = coerce_value(&plan->params[i], &col->value, &isnull, col->name, relname);
-		nulls[i] = isnull ? 'n' : ' ';
-	}
-	values[nchanges + nkeys] = Int64GetDatum(expected_version);
-	nulls[nchanges + nkeys] = ' ';
+	Assert(n == nparams);
+	values[nparams] = Int64GetDatum(expected_version);
+	nulls[nparams] = ' ';
 
 	rc = SPI_execute_plan(plan->update_plan, values, nulls, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "versioned update of %s failed: %s", relname, SPI_result_code_string(rc));
+		elog(ERROR, "versioned update of %s failed: %s", plan->relname,
+			 SPI_result_code_string(rc));
 
 	if (SPI_processed > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_CARDINALITY_VIOLATION),
-				 errmsg("key matches more than one row of %s", relname),
+				 errmsg("key matches more than one row of %s", plan->relname),
 				 errdetail("%llu rows matched; nothing was changed.",
 						   (unsigned long long) SPI_processed)));
 	if (SPI_processed == 1)
@@ -556,13 +636,15 @@ OeVersionedUpdate(Oid relid, Jsonb *key, int64 expected_version, Jsonb *changes)
 	}
 
 	/* nothing matched: a stale version or no such row? */
-	rc = SPI_execute_plan(plan->select_plan, values + nchanges, nulls + nchanges, false, 1);
+	rc = SPI_execute_plan(plan->select_plan, values + plan->nchanges,
+						  nulls + plan->nchanges, false, 1);
 	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read the version of %s: %s", relname, SPI_result_code_string(rc));
+		elog(ERROR, "could not read the version of %s: %s", plan->relname,
+			 SPI_result_code_string(rc));
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OE_ROW_NOT_FOUND),
-				 errmsg("no row of %s matches the key", relname),
+				 errmsg("no row of %s matches the key", plan->relname),
 				 errdetail("The key was %s.",
 						   JsonbToCString(NULL, &key->root, VARSIZE(key)))));
 	else
@@ -573,7 +655,7 @@ OeVersionedUpdate(Oid relid, Jsonb *key, int64 expected_version, Jsonb *changes)
 
 		ereport(ERROR,
 				(errcode(ERRCODE_OE_VERSION_CONFLICT),
-				 errmsg("version conflict on %s", relname),
+				 errmsg("version conflict on %s", plan->relname),
 				 isnull ?
 				 errdetail("The expected version was " INT64_FORMAT "; the current version is null.",
 						   expected_version) :

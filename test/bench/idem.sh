@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# test/bench/idem.sh: idempotency keys and versioned_update against the
+# plain SQL a client would write for the same job, in one run on one
+# server (test/bench/lib.sh).  Prints tps, p99 and the ratios; goals are
+# from issue 5:
+#   idem_begin + idem_finish  vs  INSERT ... ON CONFLICT DO NOTHING,
+#                                 SELECT, UPDATE              goal >= 1.0
+#   versioned_update          vs  UPDATE ... WHERE id = $1
+#                                 AND version = $2            goal >= 0.8
+#
+#   OE_BENCH_BINDIR=/path/to/private/bin test/bench/idem.sh
+#   OE_BENCH_PROTOCOL=simple test/bench/idem.sh     (default: prepared)
+#
+# Every client updates its own range of rows, so versioned updates never
+# conflict (a conflict is an error, which would end the pgbench client);
+# idempotency keys are random 40-bit numbers, so practically all are new.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+
+PROTOCOL=${OE_BENCH_PROTOCOL:-prepared}
+ROWS_PER_CLIENT=10000
+
+bench_start
+bench_psql <<SQL
+CREATE TABLE plain_keys (
+    scope       text NOT NULL,
+    key         text NOT NULL,
+    fingerprint bytea NOT NULL,
+    state       text NOT NULL,
+    response    jsonb,
+    claimed_at  timestamptz,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE INDEX ON plain_keys (expires_at);
+CREATE TABLE vu_plain (id bigint PRIMARY KEY, note text, version bigint NOT NULL DEFAULT 1);
+CREATE TABLE vu_oe (id bigint PRIMARY KEY, note text, version bigint NOT NULL DEFAULT 1);
+INSERT INTO vu_plain (id) SELECT g FROM generate_series(0, $BENCH_CLIENTS * $ROWS_PER_CLIENT) g;
+INSERT INTO vu_oe (id) SELECT g FROM generate_series(0, $BENCH_CLIENTS * $ROWS_PER_CLIENT) g;
+VACUUM ANALYZE;
+SQL
+
+echo "protocol $PROTOCOL, $BENCH_CLIENTS clients, ${BENCH_SECONDS}s per run"
+OPTS=(-M "$PROTOCOL")
+
+bench_pgbench idem_plain_sql "$HERE/idem/plain_keys.sql" "${OPTS[@]}"
+PLAIN_IDEM=$BENCH_TPS
+bench_pgbench idem_begin_finish "$HERE/idem/idem_begin_finish.sql" "${OPTS[@]}"
+OE_IDEM=$BENCH_TPS
+
+bench_pgbench update_plain_sql "$HERE/idem/update_plain.sql" "${OPTS[@]}"
+PLAIN_VU=$BENCH_TPS
+bench_pgbench versioned_update "$HERE/idem/versioned_update.sql" "${OPTS[@]}"
+OE_VU=$BENCH_TPS
+
+# the work really happened: every key completed, versions moved
+bench_psql -At -c "SELECT 'keys completed: ' || count(*) FILTER (WHERE state = 'completed') || ' of ' || count(*) FROM order_engine.idempotency_keys"
+bench_psql -At -c "SELECT 'versioned rows bumped: ' || count(*) FILTER (WHERE version > 1) FROM vu_oe"
+
+echo
+bench_ratio "idem_begin+idem_finish / INSERT ON CONFLICT+SELECT+UPDATE" "$OE_IDEM" "$PLAIN_IDEM" 1.0
+bench_ratio "versioned_update / UPDATE ... WHERE id AND version" "$OE_VU" "$PLAIN_VU" 0.8
