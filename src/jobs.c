@@ -85,7 +85,7 @@ OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	int64		done = 0;
+	volatile int64 done = 0;
 
 	for (int i = 0; i < nitems; i++)
 	{

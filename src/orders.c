@@ -19,8 +19,6 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -35,9 +33,6 @@
 #include "stock.h"
 #include "versioned_update.h"
 #include "worker_state.h"
-
-/* field4 of our advisory lock tags, so they never meet an application's */
-#define OE_ORDER_LOCK_SPACE		0x4F45
 
 typedef struct OeLines
 {
@@ -78,7 +73,7 @@ static OeQuery select_content = {
 };
 
 static OeQuery select_prices = {
-	"SELECT s.sku_id, s.price FROM order_engine.stock s WHERE s.sku_id = ANY ($1)",
+	"SELECT s.sku_id, s.price FROM order_engine.sku s WHERE s.sku_id = ANY ($1)",
 	1, {INT8ARRAYOID}
 };
 
@@ -258,17 +253,6 @@ numeric_array(const Datum *values, int n)
 	return construct_array((Datum *) values, n, NUMERICOID, -1, false, TYPALIGN_INT);
 }
 
-/* serialise placements of one order number within this database */
-static void
-lock_order_number(int64 order_no)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ((uint64) order_no >> 32),
-						 (uint32) order_no, OE_ORDER_LOCK_SPACE);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-}
-
 static OeOrderRow
 lock_order(int64 order_no)
 {
@@ -418,7 +402,8 @@ oe_place_order(PG_FUNCTION_ARGS)
 	parse_lines(PG_GETARG_JSONB_P(3), &lines);
 
 	SPI_connect();
-	lock_order_number(order_no);
+	/* placements of one number queue here (the lock reserve takes too) */
+	OeStockLockOrder(order_no);
 
 	result = replay_placement(order_no, buyer_id, seller_id, &lines);
 	if (result == NULL)
