@@ -86,7 +86,8 @@ static OeQuery insert_order = {
 static OeQuery insert_lines = {
 	"INSERT INTO order_engine.order_lines (order_no, line_no, sku_id, qty, unit_price, line_total)"
 	" SELECT $1, l.n, l.sku_id, l.qty, l.price, l.qty * l.price"
-	" FROM pg_catalog.unnest($2::int8[], $3::int8[], $4::numeric[]) WITH ORDINALITY AS l(sku_id, qty, price, n)",
+	" FROM ROWS FROM (pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::int8[]),"
+	"                 pg_catalog.unnest($4::numeric[])) WITH ORDINALITY AS l(sku_id, qty, price, n)",
 	4, {INT8OID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}
 };
 
@@ -308,7 +309,7 @@ replay_placement(int64 order_no, int64 buyer_id, int64 seller_id, OeLines *lines
 	ArrayType  *skus;
 	ArrayType  *qtys;
 
-	OeQueryRun(&select_content, &arg, NULL, true, 1);
+	OeQueryRun(&select_content, &arg, NULL, false, 1);
 	if (SPI_processed == 0)
 		return NULL;
 	tup = SPI_tuptable->vals[0];
@@ -340,7 +341,7 @@ snapshot_prices(OeLines *lines, Datum *prices)
 	Datum		arg = PointerGetDatum(int8_array(lines->sku_ids, lines->n));
 	bool	   *found = palloc0(sizeof(bool) * lines->n);
 
-	OeQueryRun(&select_prices, &arg, NULL, true, 0);
+	OeQueryRun(&select_prices, &arg, NULL, false, 0);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
@@ -486,8 +487,9 @@ oe_pay_order(PG_FUNCTION_ARGS)
 	payment_ref = CheckRef(PG_GETARG_TEXT_PP(1), "payment_ref");
 	amount = PG_GETARG_DATUM(2);
 	if (numeric_is_nan(DatumGetNumeric(amount)) ||
-		DatumGetInt32(DirectFunctionCall1(numeric_sign, amount)) < 0 ||
-		numeric_is_inf(DatumGetNumeric(amount)))
+		numeric_is_inf(DatumGetNumeric(amount)) ||
+		DatumGetBool(DirectFunctionCall2(numeric_lt, amount,
+										 NumericGetDatum(int64_to_numeric(0)))))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("amount must be a finite number not below zero")));
@@ -497,7 +499,7 @@ oe_pay_order(PG_FUNCTION_ARGS)
 
 	/* the same payment again: the answer it got */
 	arg = CStringGetTextDatum(payment_ref);
-	OeQueryRun(&select_payment, &arg, NULL, true, 1);
+	OeQueryRun(&select_payment, &arg, NULL, false, 1);
 	if (SPI_processed > 0)
 	{
 		bool		isnull;
