@@ -309,7 +309,7 @@ replay_placement(int64 order_no, int64 buyer_id, int64 seller_id, OeLines *lines
 	ArrayType  *skus;
 	ArrayType  *qtys;
 
-	OeQueryRun(&select_content, &arg, NULL, true, 1);
+	OeQueryRun(&select_content, &arg, NULL, false, 1);
 	if (SPI_processed == 0)
 		return NULL;
 	tup = SPI_tuptable->vals[0];
@@ -341,7 +341,7 @@ snapshot_prices(OeLines *lines, Datum *prices)
 	Datum		arg = PointerGetDatum(int8_array(lines->sku_ids, lines->n));
 	bool	   *found = palloc0(sizeof(bool) * lines->n);
 
-	OeQueryRun(&select_prices, &arg, NULL, true, 0);
+	OeQueryRun(&select_prices, &arg, NULL, false, 0);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
@@ -499,7 +499,7 @@ oe_pay_order(PG_FUNCTION_ARGS)
 
 	/* the same payment again: the answer it got */
 	arg = CStringGetTextDatum(payment_ref);
-	OeQueryRun(&select_payment, &arg, NULL, true, 1);
+	OeQueryRun(&select_payment, &arg, NULL, false, 1);
 	if (SPI_processed > 0)
 	{
 		bool		isnull;

@@ -26,7 +26,11 @@ typedef struct OeQuery
 	SPIPlanPtr	plan;			/* NULL until first use */
 } OeQuery;
 
-/* run q with the given arguments; nulls as for SPI_execute_plan */
+/*
+ * Run q with the given arguments (nulls as for SPI_execute_plan).  With
+ * read_only the statement sees the caller's snapshot; anything that runs
+ * after waiting for a lock must pass false to see what committed meanwhile.
+ */
 extern int	OeQueryRun(OeQuery *q, Datum *values, const char *nulls,
 					   bool read_only, long count);
 
