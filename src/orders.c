@@ -606,8 +606,16 @@ oe_ship_order(PG_FUNCTION_ARGS)
 	SPI_connect();
 	order = lock_existing_order(order_no);
 	/* a retry with the same number is answered, another number is refused */
-	if (!(order.status == OE_ORDER_SHIPPED && order.logistics_no &&
-		  strcmp(order.logistics_no, logistics_no) == 0))
+	if (order.status == OE_ORDER_SHIPPED)
+	{
+		if (order.logistics_no == NULL || strcmp(order.logistics_no, logistics_no) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OE_ILLEGAL_TRANSITION),
+					 errmsg("order " INT64_FORMAT " is already shipped with logistics number %s",
+							order_no, order.logistics_no ? order.logistics_no : "(none)"),
+					 errhint("Correct the logistics number with update_order().")));
+	}
+	else
 		OeOrderTransition(order_no, order.status, OE_ORDER_SHIPPED,
 						  NULL, logistics_no, NULL);
 	SPI_finish();
