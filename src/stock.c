@@ -35,6 +35,7 @@
 #include "errors.h"
 #include "order_engine.h"
 #include "stock.h"
+#include "worker_state.h"
 
 /* one part of a hold or of a sale: units taken from one bucket row */
 typedef struct StockPart
@@ -733,6 +734,8 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 		v[6] = parts_array(lines[i].parts, lines[i].nparts, false);
 		OeStockExec(OeStockPlan(&plan_hold_insert, sql_hold_insert, 7, types), v, nulls, 0);
 	}
+	/* the worker releases these holds at expires_at: wake it if sooner */
+	OeWorkerWakeAtCommit(expires_at);
 
 out:
 	SPI_finish();
