@@ -10,7 +10,7 @@ use Test::More;
 use Time::HiRes qw(usleep);
 use Exporter 'import';
 
-our @EXPORT = qw(oe_node wait_for poll_value);
+our @EXPORT = qw(oe_node wait_for poll_value kill9_all);
 
 # A node with the suite's settings (test/postgresql.conf); extra settings
 # are appended.  The worker serves database "postgres" unless told.
@@ -26,6 +26,24 @@ sub oe_node
 	  unless $opts{no_preload};
 	$node->append_conf('postgresql.conf', $opts{conf}) if $opts{conf};
 	return $node;
+}
+
+# kill -9 the postmaster and every child it has, and wait until all are
+# gone, so that the node can be started again at once (a crash of the
+# whole server, not only of one backend).
+sub kill9_all
+{
+	my ($node) = @_;
+	my $pid = $node->{_pid};
+	my @children = split /\s+/, `pgrep -P $pid`;
+	kill 'KILL', $pid, grep { /^\d+$/ } @children;
+	for (1 .. 100)
+	{
+		last unless grep { kill 0, $_ } ($pid, grep { /^\d+$/ } @children);
+		usleep(50_000);
+	}
+	$node->{_pid} = undef;
+	return;
 }
 
 # Poll $sql until it returns $want (default 't'), at most $secs seconds.

@@ -30,7 +30,7 @@ my $bench = IPC::Run::start(['pgbench', '-n', '-c', '8', '-j', '2', '-T', '6',
 	'-f', $script, '-h', $node->host, '-p', $node->port, 'postgres'],
 	'>', \my $out, '2>', \my $err);
 sleep 2;
-$node->kill9;
+kill9_all($node);
 $bench->finish;
 $node->start;
 

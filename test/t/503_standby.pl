@@ -30,7 +30,7 @@ $primary->safe_psql('postgres', q{
 $primary->wait_for_catchup($standby);
 $primary->stop('immediate');
 
-ok(wait_for($standby, q{SELECT state FROM order_engine.worker_status LIMIT 1}, 'in recovery'),
+ok(wait_for($standby, q{SELECT DISTINCT state FROM order_engine.worker_status}, 'in recovery'),
 	'the standby\'s worker idles in recovery');
 sleep 3;
 is($standby->safe_psql('postgres', q{SELECT state FROM order_engine.stock_hold}), 'held',
