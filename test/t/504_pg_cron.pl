@@ -14,7 +14,7 @@ chomp $sharedir;
 plan skip_all => 'pg_cron is not installed' unless -f "$sharedir/extension/pg_cron.control";
 
 my $node = oe_node('cron', no_preload => 1,
-	conf => "shared_preload_libraries = 'pg_cron'\ncron.database_name = 'postgres'");
+	conf => "shared_preload_libraries = 'pg_cron'\ncron.database_name = 'postgres'\ncron.use_background_workers = on\nmax_worker_processes = 16");
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION pg_cron;
