@@ -12,19 +12,19 @@
  *
  * Any other move is ERRCODE_OE_ILLEGAL_TRANSITION naming both states.  The
  * event row is written in the caller's transaction and a NOTIFY on
- * order_engine_events is sent when it commits.
+ * order_engine_events follows its commit (OeOutboxNotify).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "utils/builtins.h"
 
 #include "errors.h"
 #include "orders.h"
 #include "spi_query.h"
+#include "worker_state.h"
 
 static const char *const status_names[OE_ORDER_NSTATUS] = {
 	[OE_ORDER_PENDING_PAYMENT] = "pending_payment",
@@ -107,7 +107,6 @@ OeOrderEvent(int64 order_no, const char *event, const char *from_status,
 {
 	Datum		values[5];
 	char		nulls[5];
-	char		payload[64];
 
 	values[0] = Int64GetDatum(order_no);
 	values[1] = CStringGetTextDatum(event);
@@ -116,9 +115,7 @@ OeOrderEvent(int64 order_no, const char *event, const char *from_status,
 	values[3] = text_or_null(to_status, &nulls[3]);
 	values[4] = text_or_null(detail_json, &nulls[4]);
 	OeQueryRun(&insert_event, values, nulls, false, 0);
-
-	snprintf(payload, sizeof(payload), INT64_FORMAT " %s", order_no, event);
-	Async_Notify(OE_EVENTS_CHANNEL, payload);
+	OeOutboxNotify();
 }
 
 /*

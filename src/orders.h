@@ -18,7 +18,6 @@
 /* longest payment_ref, logistics_no, reason */
 #define OE_MAX_REF_LENGTH		200
 
-#define OE_EVENTS_CHANNEL		"order_engine_events"
 
 typedef enum OeOrderStatus
 {

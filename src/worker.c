@@ -17,6 +17,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "commands/async.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
@@ -44,6 +45,19 @@ oe_extension_installed(void)
 	installed = OidIsValid(get_extension_oid(OE_EXTENSION_NAME, true));
 	CommitTransactionCommand();
 	return installed;
+}
+
+/*
+ * NOTIFY order_engine_events for the outbox events committed since the
+ * last one (see OeOutboxNotify).
+ */
+static void
+oe_send_notify(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	Async_Notify(OE_EVENTS_CHANNEL, "");
+	CommitTransactionCommand();
 }
 
 /*
@@ -149,11 +163,11 @@ oe_run_jobs(OeWorkerSlot *slot, TimestampTz *next_run, int *failures)
 }
 
 /*
- * How long to sleep: until the earliest hold expiry or payment deadline,
+ * When to wake: at the earliest hold expiry or payment deadline,
  * a job's backoff or pause, or the nap, whichever comes first.
  */
-static long
-oe_sleep_ms(TimestampTz *next_run, TimestampTz *wake_at)
+static TimestampTz
+oe_next_wake(TimestampTz *next_run)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz wake = TimestampTzPlusMilliseconds(now, OeNaptimeMs);
@@ -176,8 +190,7 @@ oe_sleep_ms(TimestampTz *next_run, TimestampTz *wake_at)
 	for (int j = 0; j < OE_NUM_JOBS; j++)
 		if (next_run[j] > now)
 			wake = Min(wake, next_run[j]);
-	*wake_at = wake;
-	return Max(1, (long) ((wake - now + 999) / 1000));
+	return wake;
 }
 
 void
@@ -189,6 +202,8 @@ OeWorkerMain(Datum main_arg)
 	MemoryContext round_context;
 	TimestampTz next_run[OE_NUM_JOBS] = {0};
 	int			failures[OE_NUM_JOBS] = {0};
+	TimestampTz planned_wake = 0;
+	long		sleep_ms;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -213,15 +228,17 @@ OeWorkerMain(Datum main_arg)
 	{
 		OeWorkerPhase phase;
 		TimestampTz next_wake;
-		long		sleep_ms = OeNaptimeMs;
+		TimestampTz now;
+		bool		round = false;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			/* a new archive window or pause applies at once */
+			/* a new nap, archive window or pause applies at once */
 			next_run[OE_JOB_ARCHIVE_ORDERS] = 0;
+			round = true;
 		}
 		if (OeWorkerSlotExitRequested(slot))
 		{
@@ -232,24 +249,40 @@ OeWorkerMain(Datum main_arg)
 		}
 
 		MemoryContextSwitchTo(round_context);
-		pgstat_report_activity(STATE_RUNNING, "order_engine: checking for work");
-		next_wake = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), OeNaptimeMs);
-		if (RecoveryInProgress())
-			phase = OE_PHASE_RECOVERY;
-		else if (!oe_extension_installed())
-			phase = OE_PHASE_NO_EXTENSION;
-		else
+		if (OeWorkerSlotTakeSignal(slot, true) && !RecoveryInProgress())
+			oe_send_notify();
+
+		/* a full round when due, or when a commit brought something sooner */
+		now = GetCurrentTimestamp();
+		if (OeWorkerSlotTakeSignal(slot, false) || now >= planned_wake)
+			round = true;
+		if (round)
 		{
-			OeWorkerSlotUpdate(slot, OE_PHASE_WORKING, next_wake);
-			oe_run_jobs(slot, next_run, failures);
-			sleep_ms = oe_sleep_ms(next_run, &next_wake);
-			phase = OE_PHASE_IDLE;
+			pgstat_report_activity(STATE_RUNNING, "order_engine: checking for work");
+			next_wake = TimestampTzPlusMilliseconds(now, OeNaptimeMs);
+			/* idling: look again within a second, whatever the nap */
+			if (RecoveryInProgress() || !oe_extension_installed())
+			{
+				phase = RecoveryInProgress() ? OE_PHASE_RECOVERY : OE_PHASE_NO_EXTENSION;
+				next_wake = TimestampTzPlusMilliseconds(now, Min(OeNaptimeMs, 1000));
+			}
+			else
+			{
+				OeWorkerSlotUpdate(slot, OE_PHASE_WORKING, next_wake);
+				oe_run_jobs(slot, next_run, failures);
+				next_wake = oe_next_wake(next_run);
+				phase = OE_PHASE_IDLE;
+			}
+			planned_wake = next_wake;
+			OeWorkerSlotUpdate(slot, phase, next_wake);
+			pgstat_report_activity(STATE_IDLE, NULL);
 		}
-		OeWorkerSlotUpdate(slot, phase, next_wake);
-		pgstat_report_activity(STATE_IDLE, NULL);
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(round_context);
 
+		now = GetCurrentTimestamp();
+		sleep_ms = (planned_wake > now) ?
+			Max(1, (long) ((planned_wake - now + 999) / 1000)) : 1;
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 sleep_ms,

@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/async.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -112,6 +113,9 @@ OeWorkerSlotClaim(Oid dboid)
 		slot->latch = &MyProc->procLatch;
 		slot->phase = OE_PHASE_STARTING;
 		slot->started_at = GetCurrentTimestamp();
+		pg_atomic_init_u32(&slot->recheck_pending, 0);
+		/* a notification may have been lost with a previous worker */
+		pg_atomic_init_u32(&slot->notify_pending, 1);
 	}
 	LWLockRelease(oe_state->lock);
 
@@ -271,21 +275,51 @@ OeWorkerWake(Oid dboid)
 }
 
 /*
- * Something falls due at "due" (a hold expires, a payment deadline
- * passes).  If that is before the worker of this database means to wake,
- * set its latch when this transaction commits, so it recomputes its sleep.
+ * Signals a backend sends its database's worker when its transaction
+ * commits: "recheck" (something falls due sooner than the worker means to
+ * wake: a hold expires, a payment deadline passes) and "notify" (outbox
+ * events were written; the worker sends the NOTIFY, see OeOutboxNotify).
+ * Nothing is sent for a transaction that aborts.
  */
-static TimestampTz wake_due_at_commit = 0;
-static bool wake_callback_registered = false;
+static bool recheck_at_commit = false;
+static bool notify_at_commit = false;
+static bool signal_callback_registered = false;
 
 static void
-oe_wake_xact_callback(XactEvent event, void *arg)
+oe_signal_xact_callback(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_COMMIT && wake_due_at_commit != 0)
-		OeWorkerWake(MyDatabaseId);
+	if (event == XACT_EVENT_COMMIT && (recheck_at_commit || notify_at_commit))
+	{
+		LWLockAcquire(oe_state->lock, LW_SHARED);
+		for (int i = 0; i < OE_MAX_DATABASES; i++)
+		{
+			OeWorkerSlot *slot = &oe_state->slots[i];
+
+			if (slot->dboid != MyDatabaseId || slot->latch == NULL)
+				continue;
+			if (recheck_at_commit)
+				pg_atomic_write_u32(&slot->recheck_pending, 1);
+			if (notify_at_commit)
+				pg_atomic_write_u32(&slot->notify_pending, 1);
+			SetLatch(slot->latch);
+		}
+		LWLockRelease(oe_state->lock);
+	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
-		wake_due_at_commit = 0;
+		recheck_at_commit = notify_at_commit = false;
+}
+
+static void
+oe_signal_at_commit(bool recheck, bool notify)
+{
+	if (!signal_callback_registered)
+	{
+		RegisterXactCallback(oe_signal_xact_callback, NULL);
+		signal_callback_registered = true;
+	}
+	recheck_at_commit |= recheck;
+	notify_at_commit |= notify;
 }
 
 void
@@ -301,15 +335,46 @@ OeWorkerWakeAtCommit(TimestampTz due)
 			oe_state->slots[i].next_wake_at > due)
 			sooner = true;
 	LWLockRelease(oe_state->lock);
-	if (!sooner)
-		return;
-	if (!wake_callback_registered)
+	if (sooner)
+		oe_signal_at_commit(true, false);
+}
+
+/*
+ * Outbox events were written: NOTIFY order_engine_events once they commit.
+ *
+ * PostgreSQL serialises every committing transaction that sent a NOTIFY
+ * (a cluster-wide lock held through the commit's WAL flush), which would
+ * cap order throughput at one commit per flush.  When a worker serves this
+ * database, it sends the NOTIFY instead, right after the commit, one for
+ * all the commits that happened since its last one.  Without a worker the
+ * transaction notifies itself.
+ */
+void
+OeOutboxNotify(void)
+{
+	bool		served = false;
+
+	if (oe_state != NULL)
 	{
-		RegisterXactCallback(oe_wake_xact_callback, NULL);
-		wake_callback_registered = true;
+		LWLockAcquire(oe_state->lock, LW_SHARED);
+		for (int i = 0; i < OE_MAX_DATABASES; i++)
+			if (oe_state->slots[i].dboid == MyDatabaseId &&
+				oe_state->slots[i].latch != NULL &&
+				!oe_state->slots[i].exit_requested)
+				served = true;
+		LWLockRelease(oe_state->lock);
 	}
-	if (wake_due_at_commit == 0 || due < wake_due_at_commit)
-		wake_due_at_commit = due;
+	if (served)
+		oe_signal_at_commit(false, true);
+	else
+		Async_Notify(OE_EVENTS_CHANNEL, "");
+}
+
+bool
+OeWorkerSlotTakeSignal(OeWorkerSlot *slot, bool notify)
+{
+	return pg_atomic_exchange_u32(notify ? &slot->notify_pending
+								  : &slot->recheck_pending, 0) != 0;
 }
 
 /*

@@ -10,6 +10,7 @@
 #define ORDER_ENGINE_WORKER_STATE_H
 
 #include "datatype/timestamp.h"
+#include "port/atomics.h"
 #include "storage/latch.h"
 
 #include "jobs.h"
@@ -51,6 +52,8 @@ typedef struct OeWorkerSlot
 	TimestampTz last_loop_at;
 	TimestampTz next_wake_at;
 	uint64		loops;
+	pg_atomic_uint32 recheck_pending;	/* something is due sooner */
+	pg_atomic_uint32 notify_pending;	/* outbox events to NOTIFY */
 	OeJobStats	jobs[OE_NUM_JOBS];
 } OeWorkerSlot;
 
@@ -68,5 +71,9 @@ extern void OeWorkerRequestExitExcept(const Oid *keep, int nkeep);
 extern void OeLauncherPublish(void);
 extern void OeWorkerWake(Oid dboid);
 extern void OeWorkerWakeAtCommit(TimestampTz due);
+extern void OeOutboxNotify(void);
+extern bool OeWorkerSlotTakeSignal(OeWorkerSlot *slot, bool notify);
+
+#define OE_EVENTS_CHANNEL		"order_engine_events"
 
 #endif							/* ORDER_ENGINE_WORKER_STATE_H */

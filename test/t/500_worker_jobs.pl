@@ -17,6 +17,42 @@ $node->safe_psql('postgres', 'CREATE EXTENSION order_engine');
 ok(wait_for($node, q{SELECT bool_and(state = 'idle') FROM order_engine.worker_status}),
 	'worker idles with the extension');
 
+# the outbox: a committed order change is notified (by the worker, right
+# after the commit); a rolled-back one is not
+{
+	my ($out, $err) = ('', '');
+	my $listener = IPC::Run::start(['psql', '-X', '-d', $node->connstr('postgres'),
+		'-c', 'LISTEN order_engine_events', '-c', 'SELECT pg_sleep(3)'],
+		'>', \$out, '2>', \$err);
+	sleep 1;
+	$node->safe_psql('postgres', q{
+		SELECT order_engine.restock(9, 10);
+		SELECT order_engine.set_price(9, 1);
+		BEGIN;
+		SELECT order_engine.place_order(9001, 1, 1, '[{"sku_id": 9, "qty": 1}]');
+		ROLLBACK;
+	});
+	$listener->finish;
+	unlike($out, qr/Asynchronous notification/, 'a rolled-back order change notifies nobody');
+
+	($out, $err) = ('', '');
+	$listener = IPC::Run::start(['psql', '-X', '-d', $node->connstr('postgres'),
+		'-c', 'LISTEN order_engine_events', '-c', 'SELECT pg_sleep(3)'],
+		'>', \$out, '2>', \$err);
+	sleep 1;
+	$node->safe_psql('postgres', q{
+		SELECT order_engine.place_order(9002, 1, 1, '[{"sku_id": 9, "qty": 1}]');
+		SELECT order_engine.cancel_order(9002);
+	});
+	$listener->finish;
+	my $worker = $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity
+		WHERE backend_type = 'order_engine worker'});
+	like($out, qr/Asynchronous notification "order_engine_events" received from server process with PID $worker/,
+		'a committed order change is notified on order_engine_events, by the worker');
+	$node->safe_psql('postgres', q{SELECT order_engine.ack_events(array_agg(event_id))
+		FROM order_engine.order_events});
+}
+
 # expired holds: released by the worker alone, within a bound
 $node->safe_psql('postgres', q{
 	SELECT order_engine.restock(1, 100);
@@ -86,14 +122,14 @@ ok(wait_for($node, q{SELECT order_engine.order_status(2002)}, 'closed', 15),
 # finished orders are archived (archive_after = 0), with lines and events
 ok(wait_for($node, q{SELECT count(*) FROM order_engine.orders}, '0', 15),
 	'finished orders left the live tables');
-is($node->safe_psql('postgres', q{SELECT count(*) FROM order_engine_archive.orders}), '6',
+is($node->safe_psql('postgres', q{SELECT count(*) FROM order_engine_archive.orders}), '7',
 	'and are all in the archive');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM order_engine.order_lines}), '0',
 	'lines moved too');
 is($node->safe_psql('postgres', q{SELECT order_engine.order_status(1001)}), 'closed',
 	'order_status answers archived orders');
 is($node->safe_psql('postgres', q{SELECT max_order_no, archived_total FROM order_engine.archive_watermark}),
-	'2004|6', 'the watermark follows the archive');
+	'9002|7', 'the watermark follows the archive');
 
 # worker_status: per job counters
 my $status = $node->safe_psql('postgres', q{SELECT job, total_rows > 0, errors
