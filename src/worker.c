@@ -152,8 +152,10 @@ oe_run_jobs(OeWorkerSlot *slot, TimestampTz *next_run, int *failures)
 				next_run[OE_JOB_ARCHIVE_ORDERS] = now;
 			if (archive)
 				next_run[j] = TimestampTzPlusMilliseconds(now, rows > 0 ? OeArchivePauseMs : OeNaptimeMs);
+			else if (job == OE_JOB_REAP_EXPIRED_KEYS && rows < batch)
+				next_run[j] = TimestampTzPlusMilliseconds(now, OeNaptimeMs);	/* not urgent */
 			else
-				next_run[j] = 0;
+				next_run[j] = 0;	/* expiries and deadlines: whenever due */
 			OeWorkerSlotJobDone(slot, job, now, rows, NULL, next_run[j]);
 			if (archive || rows < batch)
 				break;

@@ -12,13 +12,27 @@ bench_start "order_engine.naptime = '10s'" "order_engine.archive_after = 0" \
     "order_engine.archive_pause = '10ms'"
 bench_psql -c "SELECT order_engine.restock(1, 1000000000)" >/dev/null
 
+# reserve_many FIRST N: N one-unit holds for orders FIRST.., 1000 per transaction
+reserve_many() {
+    bench_psql -q <<SQL
+DO \$\$
+BEGIN
+    FOR i IN 0 .. ($2 - 1) / 1000 LOOP
+        PERFORM order_engine.reserve(g, ARRAY[1]::bigint[], ARRAY[1]::bigint[], '1 hour')
+           FROM generate_series($1 + i * 1000, LEAST($1 + $2 - 1, $1 + i * 1000 + 999)) g;
+        COMMIT;
+    END LOOP;
+END
+\$\$;
+SQL
+}
+
 # holds expiring at $1 per second for $2 seconds, starting 2 s from now
 lag_run() {
     local rate=$1 secs=$2 n
     n=$((rate * secs))
+    reserve_many 1 "$n"
     bench_psql -q <<SQL
-SELECT order_engine.reserve(g, ARRAY[1]::bigint[], ARRAY[1]::bigint[], '1 hour')
-  FROM generate_series(1, $n) g;
 UPDATE order_engine.stock_hold SET expires_at = clock_timestamp() + interval '2 seconds'
                                                + (order_no - 1) * interval '1 second' / $rate
  WHERE state = 'held';
@@ -44,9 +58,8 @@ ALTER SYSTEM SET order_engine.database = 'nowhere';
 SELECT pg_reload_conf();
 SQL
 sleep 1
+reserve_many 1000001 100000
 bench_psql -q <<'SQL'
-SELECT order_engine.reserve(g, ARRAY[1]::bigint[], ARRAY[1]::bigint[], '1 hour')
-  FROM generate_series(1000001, 1100000) g;
 UPDATE order_engine.stock_hold SET expires_at = now() - interval '1 second' WHERE state = 'held';
 SQL
 start=$(date +%s.%N)
@@ -71,8 +84,16 @@ SELECT order_engine.reserve(nextval('rno'), ARRAY[1]::bigint[], ARRAY[1]::bigint
 EOF2
 seed_archive() {
     bench_psql -q <<'SQL'
-SELECT order_engine.place_order(g, g % 1000, 1, '[{"sku_id": 1, "qty": 1}]') FROM generate_series(20000001, 20050000) g;
-SELECT order_engine.cancel_order(g) FROM generate_series(20000001, 20050000) g;
+DO $$
+BEGIN
+    FOR i IN 0 .. 49 LOOP
+        PERFORM order_engine.place_order(g, g % 1000, 1, '[{"sku_id": 1, "qty": 1}]'),
+                order_engine.cancel_order(g)
+           FROM generate_series(20000001 + i * 1000, 20000000 + i * 1000 + 1000) g;
+        COMMIT;
+    END LOOP;
+END
+$$;
 SQL
 }
 echo "foreground reserve, $BENCH_CLIENTS clients, ${BENCH_SECONDS}s each"
