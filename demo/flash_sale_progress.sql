@@ -1,5 +1,5 @@
 SELECT format('placed %s  paid %s  out_of_stock %s  held %s  released by worker %s  available %s',
-              (SELECT count(*) FROM demo_attempt WHERE result IN ('pending_payment', 'paid')),
+              (SELECT count(*) FROM demo_attempt WHERE result IN ('pending_payment', 'paid', 'cancelled')),
               (SELECT count(*) FROM order_engine.payments WHERE outcome = 'paid'),
               (SELECT count(*) FROM demo_attempt WHERE result = 'out_of_stock'),
               s.held, (SELECT count(*) FROM order_engine.stock_hold WHERE state = 'released'),

@@ -1,5 +1,6 @@
 -- Flash sale setup: one hot SKU with few units, spread over buckets, and a
--- helper that plays one buyer (place an order, pay it three times in ten).
+-- helper that plays one buyer: place an order, then pay it (three times in
+-- ten), cancel it (one in ten) or walk away (the hold expires).
 SELECT order_engine.restock(1, 200, 'flash sale stock');
 SELECT order_engine.set_price(1, 9.99);
 SELECT order_engine.set_buckets(1, 8);
@@ -13,7 +14,7 @@ CREATE TABLE demo_attempt (
     at       timestamptz DEFAULT clock_timestamp()
 );
 
-CREATE FUNCTION demo_buy(buyer bigint, pay boolean) RETURNS text
+CREATE FUNCTION demo_buy(buyer bigint, coin integer) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
     n bigint := order_engine.next_order_no(buyer);
@@ -24,8 +25,10 @@ BEGIN
     EXCEPTION WHEN SQLSTATE 'OE013' THEN
         r := 'purchase_limit';
     END;
-    IF r = 'pending_payment' AND pay THEN
+    IF r = 'pending_payment' AND coin <= 3 THEN
         r := order_engine.pay_order(n, 'psp-' || n, 9.99);
+    ELSIF r = 'pending_payment' AND coin = 10 THEN
+        r := order_engine.cancel_order(n, 'changed my mind');
     END IF;
     INSERT INTO demo_attempt VALUES (n, buyer, r, r = 'paid');
     RETURN r;

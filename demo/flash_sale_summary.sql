@@ -1,8 +1,9 @@
 \pset footer off
 \echo
 \echo '== flash sale summary'
-SELECT count(*) FILTER (WHERE result IN ('pending_payment', 'paid')) AS placed,
+SELECT count(*) FILTER (WHERE result IN ('pending_payment', 'paid', 'cancelled')) AS placed,
        (SELECT count(*) FROM order_engine.payments WHERE outcome = 'paid') AS paid,
+       count(*) FILTER (WHERE result = 'cancelled') AS cancelled,
        count(*) FILTER (WHERE result = 'out_of_stock') AS out_of_stock,
        count(*) FILTER (WHERE result = 'purchase_limit') AS over_limit,
        count(*) AS attempts

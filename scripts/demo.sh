@@ -56,7 +56,8 @@ oe_as_postgres $PSQL -d demo -q -c 'CREATE EXTENSION order_engine'
 oe_say "running demo/demo.sql"
 oe_as_postgres $PSQL -d demo -f "$ROOT/demo/demo.sql"
 
-# The flash sale: 200 units, 16 parallel buyers; three in ten pay, the
+# The flash sale: 200 units, 16 parallel buyers; three in ten pay, one in
+# ten cancels, the
 # others' holds expire after 3 s and the worker gives the units back, so a
 # second wave buys them again.
 oe_say "flash sale: 16 parallel buyers race for 200 units (holds expire after 3 s)"
