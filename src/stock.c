@@ -24,12 +24,14 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "errors.h"
@@ -432,18 +434,43 @@ take(int64 sku_id, int64 qty, int32 nbuckets, bool to_held,
 	else
 	{
 		static const Oid types[] = {INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT4OID};
+		MemoryContext cxt = CurrentMemoryContext;
+		ResourceOwner owner = CurrentResourceOwner;
+		bool		got;
+		int32		bucket = 0;
 
+		/*
+		 * The SKIP LOCKED take runs in a subtransaction that we roll back
+		 * when it takes nothing.  In READ COMMITTED the lock is taken on the
+		 * row's newest version before "available >= qty" is rechecked on
+		 * it, so a take that finds nothing can still leave a bucket locked.
+		 * Waiting in the ordered slow path below while holding such a lock
+		 * closes a cycle with another slow-path caller that waits for it
+		 * (seen as "deadlock detected" in the stampede test); rolling the
+		 * subtransaction back drops those locks first.
+		 */
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
 		v[4] = Int32GetDatum((int32) (((uint32) MyProcPid + take_counter++) % (uint32) nbuckets));
 		v[5] = Int32GetDatum(nbuckets);
 		OeStockExec(OeStockPlan(&plan_take_skip, sql_take_skip, 6, types), v, NULL, 1);
-		if (SPI_processed == 1)
+		got = (SPI_processed == 1);
+		if (got)
+		{
+			bucket = DatumGetInt32(col(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+			SPI_freetuptable(SPI_tuptable);
+			ReleaseCurrentSubTransaction();
+		}
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (got)
 		{
 			*parts = palloc(sizeof(StockPart));
-			(*parts)[0].bucket = DatumGetInt32(col(SPI_tuptable->vals[0],
-												   SPI_tuptable->tupdesc, 1));
+			(*parts)[0].bucket = bucket;
 			(*parts)[0].qty = qty;
 			*nparts = 1;
-			SPI_freetuptable(SPI_tuptable);
 			return true;
 		}
 	}
