@@ -719,6 +719,10 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 	int			i,
 				done;
 
+	/* a one-line order on a sold-out SKU: two index probes, no SPI */
+	if (nlines == 1 && OeStockPeekShort(order_no, sku_ids[0], qtys[0]))
+		return false;
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "order_engine: SPI_connect failed");
 

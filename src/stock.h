@@ -47,6 +47,9 @@ extern int32 OeStockReleaseExpiredHolds(TimestampTz now, int32 max_rows);
 extern bool OeStockTryDeduct(int64 sku_id, int64 qty);
 extern void OeStockLockOrder(int64 order_no);
 
+/* stock_peek.c: the cheap "no" for a one-line reserve of a sold-out SKU */
+extern bool OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty);
+
 /* stock_plan.c: kept SPI plans, shared by stock*.c */
 extern SPIPlanPtr OeStockPlan(SPIPlanPtr *slot, const char *sql, int nargs,
 							  const Oid *types);
