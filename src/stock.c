@@ -10,8 +10,9 @@
  *	- A sold-out SKU answers from an unlocked MVCC read of its buckets
  *	  before any row is touched, so a "no" never queues on a row lock.
  *	- A bucketed SKU is taken from a bucket nobody holds locked (SKIP
- *	  LOCKED); only when no single unlocked bucket suffices do we lock every
- *	  bucket that has stock, in bucket order, and serve from several.
+ *	  LOCKED), else from several unlocked ones, else after waiting for one;
+ *	  only when none of that works do we lock every bucket that has stock,
+ *	  in bucket order, and serve from several (take()).
  *	- One call locks in a fixed order: the order (advisory lock), then per
  *	  SKU in ascending sku_id the buyer's purchase tally, then bucket rows in
  *	  ascending bucket.  confirm/release/the worker follow the same order,
