@@ -129,10 +129,13 @@ AS 'MODULE_PATHNAME', 'oe_try_deduct';
 COMMENT ON FUNCTION @extschema@.try_deduct(bigint, bigint) IS
     'Sells qty units directly, without a hold; false when not enough is available';
 
+/* reserve is the hot entry point: not SECURITY DEFINER, because a
+ * function's SET costs a GUC save and restore on every call.  Its C code
+ * becomes the function's owner and pins the search path to pg_catalog
+ * itself (src/stock_sql.c, docs/stock.md "Privileges"). */
 CREATE FUNCTION @extschema@.reserve(order_no bigint, sku_ids bigint[], qtys bigint[],
     ttl interval DEFAULT '30 minutes', buyer_id bigint DEFAULT NULL)
-RETURNS boolean LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+RETURNS boolean LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'oe_reserve';
 COMMENT ON FUNCTION @extschema@.reserve(bigint, bigint[], bigint[], interval, bigint) IS
     'Holds every line of an order for ttl, or none (false); a repeat of the same order holds nothing twice and returns true';

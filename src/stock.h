@@ -47,7 +47,10 @@ extern int32 OeStockReleaseExpiredHolds(TimestampTz now, int32 max_rows);
 extern bool OeStockTryDeduct(int64 sku_id, int64 qty);
 extern void OeStockLockOrder(int64 order_no);
 
-/* stock.c: kept SPI plans, shared by stock*.c */
+/* stock_peek.c: the cheap "no" for a one-line reserve of a sold-out SKU */
+extern bool OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty);
+
+/* stock_plan.c: kept SPI plans, shared by stock*.c */
 extern SPIPlanPtr OeStockPlan(SPIPlanPtr *slot, const char *sql, int nargs,
 							  const Oid *types);
 extern int	OeStockExec(SPIPlanPtr plan, Datum *values, const char *nulls, long count);

@@ -1,7 +1,7 @@
 -- Stock: the exact SQLSTATE of every bad input and refused call, that a
 -- refused call changes nothing, and the privileges of the stock objects.
 BEGIN;
-SELECT plan(53);
+SELECT plan(59);
 
 SELECT order_engine.restock(1019001, 10);
 SELECT order_engine.restock(1019002, 10);
@@ -78,8 +78,38 @@ SELECT function_privs_are('order_engine', 'reserve', ARRAY['bigint', 'bigint[]',
                           'order_engine_app', ARRAY['EXECUTE'], 'the application may reserve');
 SELECT function_privs_are('order_engine', 'restock', ARRAY['bigint', 'bigint', 'text'],
                           'order_engine_app', ARRAY[]::text[], 'the application may not restock');
-SELECT is_definer('order_engine', 'reserve', ARRAY['bigint', 'bigint[]', 'bigint[]', 'interval', 'bigint'],
-                  'reserve runs with the owner''s rights (the roles have none on the tables)');
+SELECT isnt_definer('order_engine', 'reserve', ARRAY['bigint', 'bigint[]', 'bigint[]', 'interval', 'bigint'],
+                    'reserve is not SECURITY DEFINER (its C code becomes the owner itself)');
+
+-- reserve as the application role, which has no rights on the tables, and
+-- with a search path whose schema shadows bigint "=": reserve's statements
+-- run as the owner and never see the caller's operators
+CREATE SCHEMA oe_evil;
+CREATE FUNCTION oe_evil.eq(bigint, bigint) RETURNS boolean LANGUAGE plpgsql
+    AS $$BEGIN RAISE EXCEPTION 'hijacked'; END$$;
+CREATE OPERATOR oe_evil.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = oe_evil.eq);
+CREATE FUNCTION oe_evil.reserve_one(o bigint, s bigint) RETURNS boolean LANGUAGE plpgsql
+    SET search_path = oe_evil, pg_catalog
+    AS $$BEGIN RETURN order_engine.reserve(o, ARRAY[s], ARRAY[1::bigint]); END$$;
+CREATE FUNCTION oe_evil.compare() RETURNS boolean LANGUAGE plpgsql
+    SET search_path = oe_evil, pg_catalog
+    AS $$BEGIN RETURN 1::bigint = 1::bigint; END$$;
+GRANT USAGE ON SCHEMA oe_evil TO order_engine_app;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA oe_evil TO order_engine_app;
+SELECT order_engine.restock(1019003, 1);
+SELECT order_engine.try_deduct(1019003, 1);
+SET LOCAL ROLE order_engine_app;
+SELECT throws_ok($$SELECT oe_evil.compare()$$, 'P0001', 'hijacked',
+                 'the shadowing operator is in force on that search path');
+SELECT is(oe_evil.reserve_one(1019300, 1019001), true,
+          'reserve as the application role on a hostile search path holds stock');
+SELECT is(oe_evil.reserve_one(1019301, 1019003), false,
+          'reserve of a sold-out SKU as the application role answers false');
+SELECT is(current_user::text, 'order_engine_app', 'reserve gives the caller''s identity back');
+SELECT throws_ok($$SELECT oe_evil.reserve_one(1019302, 1019999)$$, 'OE008', NULL,
+                 'reserve of an unknown SKU as the application role: OE008');
+SELECT is(current_user::text, 'order_engine_app', 'an error in reserve gives the caller''s identity back');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -12,7 +12,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use OrderEngineTest;
 
-my $node = oe_node('stampede', conf => "max_connections = 60");
+# test/postgresql.conf has log_min_messages = log, which ranks ERROR below
+# LOG and keeps errors out of the server log; here we want them there.
+my $node = oe_node('stampede', conf => "max_connections = 60\nlog_min_messages = warning");
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION order_engine;
@@ -26,12 +28,15 @@ $node->safe_psql('postgres', q{
 my $clients = 24;
 my $per_client = 50;		# 1200 attempts per SKU for 300 units
 my $attempts = $clients * $per_client;
+# pgbench 15 counts a deadlock or serialization failure as a "failed
+# transaction" rather than an error; make it say which and why
+my $diag = '--failures-detailed --verbose-errors';
 
 for my $sku (1, 2)
 {
 	my $kind = $sku == 1 ? 'plain' : 'bucketed';
 	$node->pgbench(
-		"--no-vacuum --client=$clients --jobs=4 --transactions=$per_client",
+		"--no-vacuum --client=$clients --jobs=4 --transactions=$per_client $diag",
 		0,
 		[qr{processed: $attempts/$attempts}],
 		[qr{^$}],
@@ -53,7 +58,7 @@ SELECT order_engine.reserve(:o, ARRAY[$sku]::bigint[], ARRAY[1]::bigint[], '1 ho
 # mixed quantities on a bucketed SKU: single buckets run short, takes
 # spill over several buckets under contention
 $node->pgbench(
-	"--no-vacuum --client=$clients --jobs=4 --transactions=$per_client",
+	"--no-vacuum --client=$clients --jobs=4 --transactions=$per_client $diag",
 	0,
 	[qr{processed: $attempts/$attempts}],
 	[qr{^$}],
@@ -75,7 +80,7 @@ is($node->safe_psql('postgres',
 
 # sold out: more attempts all answer false and change nothing
 $node->pgbench(
-	"--no-vacuum --client=8 --jobs=2 --transactions=25",
+	"--no-vacuum --client=8 --jobs=2 --transactions=25 $diag",
 	0,
 	[qr{processed: 200/200}],
 	[qr{^$}],
