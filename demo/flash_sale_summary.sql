@@ -12,7 +12,9 @@ SELECT count(*) AS released_by_worker,
        round(extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY updated_at - expires_at)) * 1000) AS lag_p50_ms,
        round(extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY updated_at - expires_at)) * 1000) AS lag_p99_ms,
        round(extract(epoch FROM max(updated_at - expires_at)) * 1000) AS lag_max_ms
-  FROM order_engine.stock_hold WHERE state = 'released';
+  FROM order_engine.stock_hold h
+ WHERE h.state = 'released'
+   AND h.order_no NOT IN (SELECT order_no FROM demo_attempt WHERE result = 'cancelled');
 SELECT status, count(*) FROM order_engine.orders GROUP BY status ORDER BY status;
 SELECT sku_id, available, held, sold FROM order_engine.stock WHERE sku_id = 1;
 SELECT CASE WHEN bool_and(ok) THEN 'clean' ELSE 'FAILED' END AS stock_audit FROM order_engine.stock_audit();
