@@ -13,6 +13,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -107,8 +108,17 @@ OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
 			edata = CopyErrorData();
 			if (error_is_transient(edata->sqlerrcode))
 			{
-				FreeErrorData(edata);
-				PG_RE_THROW();
+				/*
+				 * Leave the subtransaction before re-throwing: the worker's
+				 * handler aborts only the innermost level, and a
+				 * subtransaction left in SUBABORT made the next batch's
+				 * BeginInternalSubTransaction FATAL.
+				 */
+				FlushErrorState();
+				RollbackAndReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(oldcontext);
+				CurrentResourceOwner = oldowner;
+				ReThrowError(edata);
 			}
 			FlushErrorState();
 			RollbackAndReleaseCurrentSubTransaction();
@@ -120,6 +130,37 @@ OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
 		PG_END_TRY();
 	}
 	return done;
+}
+
+/*
+ * Lock the stock buckets of every SKU the held holds of these orders
+ * touch, in (sku_id, bucket) order, the order reserve locks them in.  A
+ * batch that released order by order locked buckets in the batches'
+ * order instead and deadlocked with reserve and confirm (found by
+ * test/chaos.sh).
+ */
+static OeQuery lock_batch_buckets = {
+	"SELECT 1 FROM order_engine.stock_bucket b"
+	" WHERE b.sku_id IN (SELECT h.sku_id FROM order_engine.stock_hold h"
+	"                     WHERE h.order_no = ANY ($1) AND h.state = 'held')"
+	" ORDER BY b.sku_id, b.bucket FOR UPDATE OF b",
+	1, {INT8ARRAYOID}
+};
+
+void
+OeJobLockStock(const int64 *orders, int norders)
+{
+	Datum	   *elems;
+	Datum		arg;
+
+	if (norders <= 0)
+		return;
+	elems = palloc(sizeof(Datum) * norders);
+	for (int i = 0; i < norders; i++)
+		elems[i] = Int64GetDatum(orders[i]);
+	arg = PointerGetDatum(construct_array(elems, norders, INT8OID, sizeof(int64),
+										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	OeQueryRun(&lock_batch_buckets, &arg, NULL, false, 0);
 }
 
 static OeQuery select_next_due = {

@@ -767,6 +767,7 @@ OeCloseUnpaid(int32 max_rows)
 
 		orders[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 	}
+	OeJobLockStock(orders, (int) n);
 	closed = OeJobProcessRows(OE_JOB_CLOSE_UNPAID, orders, (int) n, close_overdue);
 	SPI_finish();
 	return closed;
