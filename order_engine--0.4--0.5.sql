@@ -141,15 +141,26 @@ COMMENT ON FUNCTION @extschema@.update_order(bigint, bigint, jsonb) IS
     'Optimistic update of address, note or logistics_no; returns the new version, OE001 when stale';
 
 CREATE FUNCTION @extschema@.claim_events(max_rows integer DEFAULT 100)
-RETURNS SETOF @extschema@.order_events LANGUAGE sql VOLATILE SECURITY DEFINER
+RETURNS SETOF @extschema@.order_events LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT e.* FROM @extschema@.order_events e
-     WHERE e.processed_at IS NULL
-     ORDER BY e.event_id
-     LIMIT claim_events.max_rows
-       FOR UPDATE SKIP LOCKED;
-END;
+AS $$
+BEGIN
+    -- LIMIT NULL would claim everything, a negative LIMIT is 2201W
+    IF max_rows IS NULL THEN
+        RAISE EXCEPTION 'max_rows must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF max_rows < 1 THEN
+        RAISE EXCEPTION 'max_rows must be at least 1' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('The value was %s.', max_rows);
+    END IF;
+    RETURN QUERY
+        SELECT e.* FROM @extschema@.order_events e
+         WHERE e.processed_at IS NULL
+         ORDER BY e.event_id
+         LIMIT claim_events.max_rows
+           FOR UPDATE SKIP LOCKED;
+END
+$$;
 COMMENT ON FUNCTION @extschema@.claim_events(integer) IS
     'Outbox consumer: locks up to max_rows unprocessed events (SKIP LOCKED); ack them in the same transaction';
 

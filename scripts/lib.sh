@@ -2,7 +2,7 @@
 # Sourced, not run.
 
 OE_PG_MAJOR=15
-OE_PACKAGES="postgresql-$OE_PG_MAJOR postgresql-server-dev-$OE_PG_MAJOR postgresql-$OE_PG_MAJOR-cron postgresql-$OE_PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl cppcheck make gcc"
+OE_PACKAGES="postgresql-$OE_PG_MAJOR postgresql-server-dev-$OE_PG_MAJOR postgresql-$OE_PG_MAJOR-cron postgresql-$OE_PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl cppcheck sqlsmith make gcc"
 OE_SYSTEM_BINDIR=/usr/lib/postgresql/$OE_PG_MAJOR/bin
 OE_WARNINGS="-Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers"
 

@@ -31,9 +31,16 @@ static OeQuery select_due_orders = {
 	1, {INT4OID}
 };
 
+/*
+ * SKIP LOCKED: a hold another transaction has locked (a confirm or release
+ * of it under way) is left to that transaction or the next batch; waiting
+ * for it while holding the batch's bucket locks deadlocked with the
+ * confirm, which locks the hold first and the buckets second.
+ */
 static OeQuery select_due_holds = {
 	"SELECT sku_id FROM order_engine.stock_hold"
-	" WHERE order_no = $1 AND state = 'held' AND expires_at <= pg_catalog.now()",
+	" WHERE order_no = $1 AND state = 'held' AND expires_at <= pg_catalog.now()"
+	" FOR UPDATE SKIP LOCKED",
 	1, {INT8OID}
 };
 
@@ -77,6 +84,7 @@ OeReleaseExpired(int32 max_rows)
 		orders[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 												SPI_tuptable->tupdesc, 1, &isnull));
 	}
+	OeJobLockStock(orders, (int) n);
 	done = OeJobProcessRows(OE_JOB_RELEASE_EXPIRED, orders, (int) n, release_order_holds);
 	SPI_finish();
 	return done;

@@ -209,14 +209,29 @@ CheckNotNull(FunctionCallInfo fcinfo, int argno, const char *what)
 }
 
 /*
- * now() + ttl, which must lie in the future.
+ * now() + ttl, which must lie in the future and at most OE_MAX_TTL_YEARS
+ * ahead.  Each field of the interval is bounded before the addition, so
+ * that a huge ttl is a 22023 naming the limit rather than the timestamp
+ * arithmetic's "timestamp out of range".  Shared with issue_token.
  */
-static TimestampTz
-expiry_from_ttl(Interval *ttl)
+TimestampTz
+OeExpiryFromTtl(Interval *ttl)
 {
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	TimestampTz expires;
 
+	if (ttl->month > OE_MAX_TTL_YEARS * MONTHS_PER_YEAR ||
+		ttl->month < -OE_MAX_TTL_YEARS * MONTHS_PER_YEAR ||
+		ttl->day > OE_MAX_TTL_YEARS * DAYS_PER_YEAR ||
+		ttl->day < -OE_MAX_TTL_YEARS * DAYS_PER_YEAR ||
+		ttl->time > (int64) (OE_MAX_TTL_YEARS * DAYS_PER_YEAR) * USECS_PER_DAY ||
+		ttl->time < -(int64) (OE_MAX_TTL_YEARS * DAYS_PER_YEAR) * USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ttl must be at most %d years", OE_MAX_TTL_YEARS),
+				 errdetail("The ttl was %s.",
+						   DatumGetCString(DirectFunctionCall1(interval_out,
+															   IntervalPGetDatum(ttl))))));
 	expires = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 													  TimestampTzGetDatum(now),
 													  IntervalPGetDatum(ttl)));
@@ -224,6 +239,13 @@ expiry_from_ttl(Interval *ttl)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ttl must be positive"),
+				 errdetail("The ttl was %s.",
+						   DatumGetCString(DirectFunctionCall1(interval_out,
+															   IntervalPGetDatum(ttl))))));
+	if (expires - now > (int64) (OE_MAX_TTL_YEARS * DAYS_PER_YEAR) * USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ttl must be at most %d years", OE_MAX_TTL_YEARS),
 				 errdetail("The ttl was %s.",
 						   DatumGetCString(DirectFunctionCall1(interval_out,
 															   IntervalPGetDatum(ttl))))));
@@ -324,7 +346,7 @@ oe_idem_begin(PG_FUNCTION_ARGS)
 	CheckNotNull(fcinfo, 3, "ttl");
 	request = PG_GETARG_JSONB_P(2);
 	ttl = PG_GETARG_INTERVAL_P(3);
-	expires = expiry_from_ttl(ttl);
+	expires = OeExpiryFromTtl(ttl);
 
 	/* jsonb's text form is canonical: keys sorted, duplicates removed */
 	request_text = JsonbToCString(NULL, &request->root, VARSIZE(request));

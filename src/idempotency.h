@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "common/sha2.h"
+#include "datatype/timestamp.h"
 
 /* documented maximum lengths, in bytes (README, docs/idempotency.md) */
 #define OE_IDEM_MAX_SCOPE_LEN	64
@@ -27,6 +28,12 @@
  * with an application's advisory locks; pg_locks shows it as objsubid.
  */
 #define OE_IDEM_LOCK_FIELD4		0x4F45
+
+/* longest ttl of an idempotency key or checkout token */
+#define OE_MAX_TTL_YEARS		100
+
+/* idempotency.c: now() + ttl, or 22023 when not in (0, 100 years] */
+extern TimestampTz OeExpiryFromTtl(Interval *ttl);
 
 /* digest.c */
 extern void OeSha256(const void *data, size_t len, uint8 *out);

@@ -13,7 +13,9 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -107,8 +109,17 @@ OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
 			edata = CopyErrorData();
 			if (error_is_transient(edata->sqlerrcode))
 			{
-				FreeErrorData(edata);
-				PG_RE_THROW();
+				/*
+				 * Leave the subtransaction before re-throwing: the worker's
+				 * handler aborts only the innermost level, and a
+				 * subtransaction left in SUBABORT made the next batch's
+				 * BeginInternalSubTransaction FATAL.
+				 */
+				FlushErrorState();
+				RollbackAndReleaseCurrentSubTransaction();
+				MemoryContextSwitchTo(oldcontext);
+				CurrentResourceOwner = oldowner;
+				ReThrowError(edata);
 			}
 			FlushErrorState();
 			RollbackAndReleaseCurrentSubTransaction();
@@ -120,6 +131,92 @@ OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
 		PG_END_TRY();
 	}
 	return done;
+}
+
+/*
+ * Lock what releasing the held holds of these orders will lock, in the
+ * order reserve and release lock it: SKU by SKU in sku_id order, first
+ * the buyers' purchase_tally rows of that SKU, then its buckets.  A batch
+ * that released order by order locked in the batch's order instead and
+ * deadlocked with reserve, place_order and confirm (found by
+ * test/chaos.sh).
+ */
+static OeQuery select_batch_skus = {
+	"SELECT h.sku_id, pg_catalog.array_agg(DISTINCT h.buyer_id)"
+	"  FILTER (WHERE h.buyer_id IS NOT NULL)"
+	" FROM order_engine.stock_hold h"
+	" WHERE h.order_no = ANY ($1) AND h.state = 'held'"
+	" GROUP BY h.sku_id ORDER BY h.sku_id",
+	1, {INT8ARRAYOID}
+};
+
+static OeQuery lock_sku_tallies = {
+	"SELECT 1 FROM order_engine.purchase_tally t"
+	" WHERE t.sku_id = $1 AND t.buyer_id = ANY ($2)"
+	" ORDER BY t.buyer_id FOR UPDATE",
+	2, {INT8OID, INT8ARRAYOID}
+};
+
+static OeQuery lock_sku_buckets = {
+	"SELECT 1 FROM order_engine.stock_bucket b"
+	" WHERE b.sku_id = $1 ORDER BY b.bucket FOR UPDATE",
+	1, {INT8OID}
+};
+
+void
+OeJobLockStock(const int64 *orders, int norders)
+{
+	Datum	   *elems;
+	Datum		arg;
+	int			nestlevel;
+	int			nskus;
+	Datum	   *skus;
+	Datum	   *buyers;
+	bool	   *nobuyers;
+
+	if (norders <= 0)
+		return;
+	elems = palloc(sizeof(Datum) * norders);
+	for (int i = 0; i < norders; i++)
+		elems[i] = Int64GetDatum(orders[i]);
+	arg = PointerGetDatum(construct_array(elems, norders, INT8OID, sizeof(int64),
+										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	OeQueryRun(&select_batch_skus, &arg, NULL, false, 0);
+	nskus = (int) SPI_processed;
+	skus = palloc(sizeof(Datum) * Max(nskus, 1));
+	buyers = palloc(sizeof(Datum) * Max(nskus, 1));
+	nobuyers = palloc(sizeof(bool) * Max(nskus, 1));
+	for (int i = 0; i < nskus; i++)
+	{
+		bool		isnull;
+
+		skus[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		buyers[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
+								  &nobuyers[i]);
+		/* copied out: the next query frees this result */
+		if (!nobuyers[i])
+			buyers[i] = SPI_datumTransfer(buyers[i], false, -1);
+	}
+
+	/*
+	 * Yield to the application: a batch that cannot get these locks
+	 * within 200 ms gives up (55P03, a transient error: the worker retries
+	 * the batch later) long before deadlock_timeout, so a lock cycle with
+	 * the worker in it never makes a client's call fail with 40P01.  Only
+	 * for these statements, like a function's SET.
+	 */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("lock_timeout", "200", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	for (int i = 0; i < nskus; i++)
+	{
+		Datum		v[2] = {skus[i], buyers[i]};
+
+		if (!nobuyers[i])
+			OeQueryRun(&lock_sku_tallies, v, NULL, false, 0);
+		OeQueryRun(&lock_sku_buckets, v, NULL, false, 0);
+	}
+	AtEOXact_GUC(true, nestlevel);
 }
 
 static OeQuery select_next_due = {

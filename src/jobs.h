@@ -33,6 +33,9 @@ typedef void (*OeRowFunction) (int64 item);
 
 extern const char *OeJobName(OeJobId job);
 
+/* lock the stock buckets of these orders' held holds in reserve's order */
+extern void OeJobLockStock(const int64 *orders, int norders);
+
 /* process items one by one; returns how many succeeded */
 extern int64 OeJobProcessRows(OeJobId job, const int64 *items, int nitems,
 							  OeRowFunction fn);

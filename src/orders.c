@@ -441,6 +441,8 @@ oe_place_order(PG_FUNCTION_ARGS)
 			result = cstring_to_text("pending_payment");
 		}
 	}
+	/* the answer was built in SPI's memory, which SPI_finish frees */
+	result = DatumGetTextP(SPI_datumTransfer(PointerGetDatum(result), false, -1));
 	SPI_finish();
 	PG_RETURN_TEXT_P(result);
 }
@@ -507,6 +509,7 @@ oe_pay_order(PG_FUNCTION_ARGS)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		int64		paid_order = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		Datum		paid_amount = SPI_getbinval(tup, desc, 2, &isnull);
+		Datum		result;
 
 		if (paid_order != order_no ||
 			DatumGetInt32(DirectFunctionCall2(numeric_cmp, paid_amount, amount)) != 0)
@@ -514,9 +517,10 @@ oe_pay_order(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OE_PAYMENT_REF_CONFLICT),
 					 errmsg("payment_ref \"%s\" was already used for another payment", payment_ref),
 					 errdetail("It paid order " INT64_FORMAT ".", paid_order)));
-		outcome = pstrdup(SPI_getvalue(tup, desc, 3));
+		/* copied out of SPI's memory, which SPI_finish frees */
+		result = SPI_datumTransfer(SPI_getbinval(tup, desc, 3, &isnull), false, -1);
 		SPI_finish();
-		PG_RETURN_TEXT_P(cstring_to_text(outcome));
+		PG_RETURN_DATUM(result);
 	}
 
 	if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, order.total, amount)) != 0)
@@ -668,6 +672,8 @@ oe_order_status(PG_FUNCTION_ARGS)
 		result = cstring_to_text(TextDatumGetCString(OeQueryValue(1, &isnull)));
 	else
 		result = cstring_to_text("not_found");
+	/* copied out of SPI's memory, which SPI_finish frees */
+	result = DatumGetTextP(SPI_datumTransfer(PointerGetDatum(result), false, -1));
 	SPI_finish();
 	PG_RETURN_TEXT_P(result);
 }
@@ -761,6 +767,7 @@ OeCloseUnpaid(int32 max_rows)
 
 		orders[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 	}
+	OeJobLockStock(orders, (int) n);
 	closed = OeJobProcessRows(OE_JOB_CLOSE_UNPAID, orders, (int) n, close_overdue);
 	SPI_finish();
 	return closed;

@@ -68,23 +68,13 @@ oe_issue_token(PG_FUNCTION_ARGS)
 	uint8		raw[OE_TOKEN_RANDOM_BYTES];
 	char	   *token;
 	Interval   *ttl;
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	TimestampTz expires;
 	Datum		args[3];
 
 	CheckNotNull(fcinfo, 0, "buyer_id");
 	CheckNotNull(fcinfo, 1, "ttl");
 	ttl = PG_GETARG_INTERVAL_P(1);
-	expires = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-													  TimestampTzGetDatum(now),
-													  IntervalPGetDatum(ttl)));
-	if (expires <= now)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ttl must be positive"),
-				 errdetail("The ttl was %s.",
-						   DatumGetCString(DirectFunctionCall1(interval_out,
-															   IntervalPGetDatum(ttl))))));
+	expires = OeExpiryFromTtl(ttl);
 
 	if (!pg_strong_random(raw, sizeof(raw)))
 		ereport(ERROR,

@@ -31,6 +31,7 @@
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -44,6 +45,7 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 #include "access/table.h"
 #include "storage/lmgr.h"
 #include "utils/inval.h"
@@ -317,6 +319,33 @@ init_param(VuParam *p, VuColumn *col)
 /*
  * Build and keep the plans for one shape.
  */
+/*
+ * The type's default equality operator, schema-qualified, for comparing a
+ * key column: a bare "=" would resolve through the caller's search_path
+ * (versioned_update runs with the caller's rights and settings), where a
+ * public or temporary operator could shadow the real one.
+ */
+static char *
+equality_operator(Oid typid)
+{
+	TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_EQ_OPR);
+	HeapTuple	tup;
+	Form_pg_operator op;
+	char	   *result;
+
+	if (!OidIsValid(tc->eq_opr))
+		return pstrdup("OPERATOR(pg_catalog.=)");
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tc->eq_opr));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", tc->eq_opr);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	result = psprintf("OPERATOR(%s.%s)",
+					  quote_identifier(get_namespace_name(op->oprnamespace)),
+					  NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return result;
+}
+
 static VuPlan *
 build_plan(Oid relid, const char *signature, uint32 hash, const char *relname,
 		   VuColumn *keys, int nkeys, VuColumn *changes, int nchanges)
@@ -324,6 +353,7 @@ build_plan(Oid relid, const char *signature, uint32 hash, const char *relname,
 	MemoryContext old;
 	VuPlan	   *plan;
 	StringInfoData sql;
+	char	  **keyops;
 	Oid		   *argtypes;
 	int			i;
 	const char *version = quote_identifier(OE_VERSION_COLUMN);
@@ -341,6 +371,9 @@ build_plan(Oid relid, const char *signature, uint32 hash, const char *relname,
 	plan->nkeys = nkeys;
 	plan->params = palloc0(sizeof(VuParam) * (nchanges + nkeys));
 	MemoryContextSwitchTo(old);
+	keyops = palloc(sizeof(char *) * Max(nkeys, 1));
+	for (i = 0; i < nkeys; i++)
+		keyops[i] = equality_operator(keys[i].typid);
 
 	argtypes = palloc(sizeof(Oid) * (nchanges + nkeys + 1));
 	for (i = 0; i < nchanges; i++)
@@ -358,8 +391,8 @@ build_plan(Oid relid, const char *signature, uint32 hash, const char *relname,
 		appendStringInfo(&sql, "%s = $%d, ", quote_identifier(changes[i].name), i + 1);
 	appendStringInfo(&sql, "%s = %s OPERATOR(pg_catalog.+) 1 WHERE ", version, version);
 	for (i = 0; i < nkeys; i++)
-		appendStringInfo(&sql, "%s = $%d AND ", quote_identifier(keys[i].name),
-						 nchanges + i + 1);
+		appendStringInfo(&sql, "%s %s $%d AND ", quote_identifier(keys[i].name),
+						 keyops[i], nchanges + i + 1);
 	appendStringInfo(&sql, "%s OPERATOR(pg_catalog.=) $%d RETURNING CAST(%s AS pg_catalog.int8)",
 					 version, nchanges + nkeys + 1, version);
 	plan->update_plan = keep_plan(sql.data, nchanges + nkeys + 1, argtypes);
@@ -367,8 +400,8 @@ build_plan(Oid relid, const char *signature, uint32 hash, const char *relname,
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT CAST(%s AS pg_catalog.int8) FROM %s WHERE ", version, relname);
 	for (i = 0; i < nkeys; i++)
-		appendStringInfo(&sql, "%s%s = $%d", i > 0 ? " AND " : "",
-						 quote_identifier(keys[i].name), i + 1);
+		appendStringInfo(&sql, "%s%s %s $%d", i > 0 ? " AND " : "",
+						 quote_identifier(keys[i].name), keyops[i], i + 1);
 	plan->select_plan = keep_plan(sql.data, nkeys, argtypes + nchanges);
 	plan->valid = true;
 
