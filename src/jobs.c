@@ -82,53 +82,71 @@ quarantine(OeJobId job, int64 item, ErrorData *edata)
 			 errhint("See order_engine.quarantine; delete the row there to retry it.")));
 }
 
-int64
-OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
+/*
+ * Run fn on items[0..n) in one subtransaction.  On an error the
+ * subtransaction is rolled back and the error returned in *edata.
+ */
+static bool
+run_in_subtransaction(const int64 *items, int n, OeRowFunction fn,
+					  ErrorData **edata)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile int64 done = 0;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		for (int i = 0; i < n; i++)
+			fn(items[i]);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		*edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcontext);
+	CurrentResourceOwner = oldowner;
+	return ok;
+}
+
+/*
+ * The whole batch first, in one subtransaction (one xid, whatever the
+ * batch size).  Only if a row fails is the batch run again row by row, to
+ * find the bad row and quarantine it.  Transient errors are re-thrown
+ * outside any subtransaction: the caller retries the whole batch later.
+ */
+int64
+OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
+{
+	ErrorData  *edata = NULL;
+	int64		done = 0;
+
+	if (nitems == 0)
+		return 0;
+	if (run_in_subtransaction(items, nitems, fn, &edata))
+		return nitems;
+	if (error_is_transient(edata->sqlerrcode))
+		ReThrowError(edata);
+	FreeErrorData(edata);
 
 	for (int i = 0; i < nitems; i++)
 	{
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcontext);
-		PG_TRY();
+		if (run_in_subtransaction(&items[i], 1, fn, &edata))
 		{
-			fn(items[i]);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcontext);
-			CurrentResourceOwner = oldowner;
 			done++;
+			continue;
 		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(oldcontext);
-			edata = CopyErrorData();
-			if (error_is_transient(edata->sqlerrcode))
-			{
-				/*
-				 * Leave the subtransaction before re-throwing: the worker's
-				 * handler aborts only the innermost level, and a
-				 * subtransaction left in SUBABORT made the next batch's
-				 * BeginInternalSubTransaction FATAL.
-				 */
-				FlushErrorState();
-				RollbackAndReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(oldcontext);
-				CurrentResourceOwner = oldowner;
-				ReThrowError(edata);
-			}
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcontext);
-			CurrentResourceOwner = oldowner;
-			quarantine(job, items[i], edata);
-			FreeErrorData(edata);
-		}
-		PG_END_TRY();
+		if (error_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);
+		quarantine(job, items[i], edata);
+		FreeErrorData(edata);
 	}
 	return done;
 }

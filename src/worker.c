@@ -92,7 +92,7 @@ oe_run_batch(OeJobId job, int32 max_rows, char **error)
 		MemoryContextSwitchTo(context);
 		edata = CopyErrorData();
 		FlushErrorState();
-		AbortCurrentTransaction();
+		AbortOutOfAnyTransaction();
 		MemoryContextSwitchTo(context);
 		ereport(LOG,
 				(errmsg("order_engine %s failed: %s", OeJobName(job), edata->message)));
