@@ -81,6 +81,15 @@ oe_run_batch(OeJobId job, int32 max_rows, char **error)
 
 	PG_TRY();
 	{
+		/*
+		 * Releasing holds and reaping keys need not wait for their WAL
+		 * flush: after a crash a lost batch is simply done again, and any
+		 * durable commit that used the released stock flushes it too.
+		 */
+		if (job == OE_JOB_RELEASE_EXPIRED || job == OE_JOB_REAP_EXPIRED_KEYS)
+			(void) set_config_option("synchronous_commit", "off",
+									 PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_LOCAL, true, 0, false);
 		rows = OeJobRunBatch(job, max_rows);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
