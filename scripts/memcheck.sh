@@ -42,12 +42,13 @@ SRC=$WORK/src
 rm -rf "$MC"; mkdir -p "$MC"; chown postgres: "$MC"
 
 part_valgrind() {
-    local vbin=$INST/usr/lib/postgresql/$OE_PG_MAJOR/vbin logs=$MC/valgrind tests specs bad
+    local vinst=$MC/vinst vbin=$MC/vinst/usr/lib/postgresql/$OE_PG_MAJOR/bin logs=$MC/valgrind tests specs bad
     command -v valgrind >/dev/null || { echo "valgrind is not installed"; RC=1; return; }
-    # a bin directory whose postgres runs under valgrind (pg_ctl starts the
-    # postgres of its own directory); lib and share are found relative to it
-    rm -rf "$vbin"; mkdir -p "$vbin" "$logs"
-    cp -a "$BIN"/. "$vbin"/
+    # a copy of the installation whose postgres runs under valgrind (pg_ctl
+    # starts the postgres of its own directory; lib and share are found
+    # relative to .../lib/postgresql/15/bin, so the layout must stay)
+    rm -rf "$vinst"; mkdir -p "$logs"
+    cp -a "$INST" "$vinst"
     mv "$vbin/postgres" "$vbin/postgres.real"
     cat >"$vbin/postgres" <<EOF
 #!/bin/sh
