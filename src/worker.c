@@ -160,7 +160,19 @@ oe_run_jobs(OeWorkerSlot *slot, TimestampTz *next_run, int *failures)
 				TimestampTzPlusMilliseconds(now, OeArchivePauseMs))
 				next_run[OE_JOB_ARCHIVE_ORDERS] = now;
 			if (archive)
-				next_run[j] = TimestampTzPlusMilliseconds(now, rows > 0 ? OeArchivePauseMs : OeNaptimeMs);
+			{
+				/*
+				 * Pause after the batch at least as long as it took, and at
+				 * least order_engine.archive_pause: archiving never takes
+				 * more than half of a core from the foreground.
+				 */
+				TimestampTz end = GetCurrentTimestamp();
+				long		took_ms = TimestampDifferenceMilliseconds(now, end);
+
+				next_run[j] = TimestampTzPlusMilliseconds(end, rows > 0 ?
+														  Max(OeArchivePauseMs, took_ms) :
+														  OeNaptimeMs);
+			}
 			else if (job == OE_JOB_REAP_EXPIRED_KEYS && rows < batch)
 				next_run[j] = TimestampTzPlusMilliseconds(now, OeNaptimeMs);	/* not urgent */
 			else

@@ -59,6 +59,7 @@ bench_stop() {
     pid=$(head -1 "$BENCH_DIR/data/postmaster.pid")
     kill -TERM "$pid" 2>/dev/null
     while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    cp "$BENCH_DIR/server.log" /tmp/order_engine-bench-last.log 2>/dev/null || true
     rm -rf "$BENCH_DIR"
 }
 
