@@ -76,16 +76,9 @@ OeArchiveOrders(Interval *older_than, int32 max_rows)
 	args[0] = IntervalPGetDatum(older_than);
 	args[1] = Int32GetDatum(max_rows);
 	OeQueryRun(&select_finished, args, NULL, false, 0);
-	n = SPI_processed;
-	orders = palloc(sizeof(int64) * Max(n, 1));
+	orders = OeQueryInt64Column(&n);
 	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		orders[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-												SPI_tuptable->tupdesc, 1, &isnull));
 		max_order_no = Max(max_order_no, orders[i]);
-	}
 	moved = OeJobProcessRows(OE_JOB_ARCHIVE_ORDERS, orders, (int) n, archive_one);
 	if (moved > 0)
 	{

@@ -52,15 +52,7 @@ release_order_holds(int64 order_no)
 	int64	   *skus;
 
 	OeQueryRun(&select_due_holds, &arg, NULL, false, 0);
-	n = SPI_processed;
-	skus = palloc(sizeof(int64) * Max(n, 1));
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		skus[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-											  SPI_tuptable->tupdesc, 1, &isnull));
-	}
+	skus = OeQueryInt64Column(&n);
 	for (uint64 i = 0; i < n; i++)
 		(void) OeStockReleaseHold(order_no, skus[i]);
 }
@@ -75,15 +67,7 @@ OeReleaseExpired(int32 max_rows)
 
 	SPI_connect();
 	OeQueryRun(&select_due_orders, &arg, NULL, false, 0);
-	n = SPI_processed;
-	orders = palloc(sizeof(int64) * Max(n, 1));
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		orders[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-												SPI_tuptable->tupdesc, 1, &isnull));
-	}
+	orders = OeQueryInt64Column(&n);
 	OeJobLockStock(orders, (int) n);
 	done = OeJobProcessRows(OE_JOB_RELEASE_EXPIRED, orders, (int) n, release_order_holds);
 	SPI_finish();

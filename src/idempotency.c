@@ -48,6 +48,7 @@
 #include "errors.h"
 #include "idempotency.h"
 #include "order_engine.h"
+#include "spi_query.h"
 
 PG_FUNCTION_INFO_V1(oe_idem_begin);
 PG_FUNCTION_INFO_V1(oe_idem_finish);
@@ -77,19 +78,6 @@ typedef enum IdemOutcome
 	IDEM_TAKE_OVER				/* stale claim: take it over */
 } IdemOutcome;
 
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
-
 static void
 prepare_plans(void)
 {
@@ -109,7 +97,7 @@ prepare_plans(void)
 	 * that is changing an existing row (a concurrent idem_finish).  The
 	 * last column says whether the row was inserted.
 	 */
-	plan_claim = keep_plan(
+	plan_claim = OeKeepPlan(
 		"WITH cur AS ("
 		" SELECT fingerprint, state, response, claimed_at, expires_at FROM " KEYS_TABLE
 		" WHERE scope = $1 AND key = $2),"
@@ -121,33 +109,33 @@ prepare_plans(void)
 		" ON CONFLICT (scope, key) DO NOTHING RETURNING true AS inserted)"
 		" SELECT cur.*, (SELECT inserted FROM ins) FROM (SELECT) AS one LEFT JOIN cur ON true",
 		6, t_ins);
-	plan_read_locked = keep_plan(
+	plan_read_locked = OeKeepPlan(
 		"SELECT fingerprint, state, response, claimed_at, expires_at FROM " KEYS_TABLE
 		" WHERE scope = $1 AND key = $2 FOR UPDATE SKIP LOCKED",
 		2, t_key);
-	plan_reset = keep_plan(
+	plan_reset = OeKeepPlan(
 		"UPDATE " KEYS_TABLE
 		" SET fingerprint = $3, state = 'in_progress', response = NULL,"
 		" claim_owner = $4, claim_pid = $5, claimed_at = pg_catalog.now(),"
 		" created_at = pg_catalog.now(), completed_at = NULL, expires_at = $6"
 		" WHERE scope = $1 AND key = $2",
 		6, t_reset);
-	plan_takeover = keep_plan(
+	plan_takeover = OeKeepPlan(
 		"UPDATE " KEYS_TABLE
 		" SET claim_owner = $3, claim_pid = $4, claimed_at = pg_catalog.now()"
 		" WHERE scope = $1 AND key = $2",
 		4, t_take);
-	plan_finish = keep_plan(
+	plan_finish = OeKeepPlan(
 		"UPDATE " KEYS_TABLE
 		" SET state = 'completed', response = $4, completed_at = pg_catalog.now(),"
 		" claim_owner = NULL, claim_pid = NULL"
 		" WHERE scope = $1 AND key = $2 AND state = 'in_progress' AND claim_owner = $3",
 		4, t_finish);
-	plan_abort = keep_plan(
+	plan_abort = OeKeepPlan(
 		"DELETE FROM " KEYS_TABLE
 		" WHERE scope = $1 AND key = $2 AND state = 'in_progress' AND claim_owner = $3",
 		3, t_abort);
-	plan_diagnose = keep_plan(
+	plan_diagnose = OeKeepPlan(
 		"SELECT state, claim_pid FROM " KEYS_TABLE " WHERE scope = $1 AND key = $2",
 		2, t_key);
 }

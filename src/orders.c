@@ -759,14 +759,7 @@ OeCloseUnpaid(int32 max_rows)
 
 	SPI_connect();
 	OeQueryRun(&select_due_unpaid, &arg, NULL, false, 0);
-	n = SPI_processed;
-	orders = palloc(sizeof(int64) * Max(n, 1));
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		orders[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-	}
+	orders = OeQueryInt64Column(&n);
 	OeJobLockStock(orders, (int) n);
 	closed = OeJobProcessRows(OE_JOB_CLOSE_UNPAID, orders, (int) n, close_overdue);
 	SPI_finish();

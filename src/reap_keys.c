@@ -20,6 +20,7 @@
 
 #include "idempotency.h"
 #include "order_engine.h"
+#include "spi_query.h"
 
 PG_FUNCTION_INFO_V1(oe_reap_expired_keys);
 
@@ -28,19 +29,6 @@ PG_FUNCTION_INFO_V1(oe_reap_expired_keys);
 
 static SPIPlanPtr plan_reap_keys = NULL;
 static SPIPlanPtr plan_reap_tokens = NULL;
-
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
 
 /*
  * See idempotency.h.  Needs a transaction and an active snapshot, as any
@@ -59,14 +47,14 @@ OeReapExpiredKeys(int32 max_rows)
 	SPI_connect();
 	if (plan_reap_tokens == NULL)
 	{
-		plan_reap_keys = keep_plan(
+		plan_reap_keys = OeKeepPlan(
 			"DELETE FROM order_engine.idempotency_keys k USING ("
 			" SELECT scope, key FROM order_engine.idempotency_keys"
 			" WHERE expires_at <= pg_catalog.now()"
 			" ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) d"
 			" WHERE k.scope = d.scope AND k.key = d.key",
 			1, types);
-		plan_reap_tokens = keep_plan(
+		plan_reap_tokens = OeKeepPlan(
 			"DELETE FROM order_engine.checkout_tokens t USING ("
 			" SELECT token_hash FROM order_engine.checkout_tokens"
 			" WHERE expires_at <= pg_catalog.now()"

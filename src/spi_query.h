@@ -26,6 +26,9 @@ typedef struct OeQuery
 	SPIPlanPtr	plan;			/* NULL until first use */
 } OeQuery;
 
+/* prepare a statement and keep its plan for the backend's life */
+extern SPIPlanPtr OeKeepPlan(const char *sql, int nargs, Oid *argtypes);
+
 /*
  * Run q with the given arguments (nulls as for SPI_execute_plan).  With
  * read_only the statement sees the caller's snapshot; anything that runs
@@ -36,5 +39,8 @@ extern int	OeQueryRun(OeQuery *q, Datum *values, const char *nulls,
 
 /* first column of the first row of the last result, or isnull */
 extern Datum OeQueryValue(int column, bool *isnull);
+
+/* the first (bigint, not null) column of the last result, copied out */
+extern int64 *OeQueryInt64Column(uint64 *n);
 
 #endif							/* ORDER_ENGINE_SPI_QUERY_H */

@@ -28,6 +28,7 @@
 
 #include "idempotency.h"
 #include "order_engine.h"
+#include "spi_query.h"
 
 PG_FUNCTION_INFO_V1(oe_issue_token);
 PG_FUNCTION_INFO_V1(oe_consume_token);
@@ -36,19 +37,6 @@ PG_FUNCTION_INFO_V1(oe_consume_token);
 
 static SPIPlanPtr plan_issue = NULL;
 static SPIPlanPtr plan_consume = NULL;
-
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
 
 static inline void
 CheckNotNull(FunctionCallInfo fcinfo, int argno, const char *what)
@@ -92,7 +80,7 @@ oe_issue_token(PG_FUNCTION_ARGS)
 	{
 		Oid			types[3] = {BYTEAOID, INT8OID, TIMESTAMPTZOID};
 
-		plan_issue = keep_plan("INSERT INTO " TOKENS_TABLE
+		plan_issue = OeKeepPlan("INSERT INTO " TOKENS_TABLE
 							   " (token_hash, buyer_id, created_at, expires_at)"
 							   " VALUES ($1, $2, pg_catalog.now(), $3)",
 							   3, types);
@@ -130,7 +118,7 @@ oe_consume_token(PG_FUNCTION_ARGS)
 	{
 		Oid			types[2] = {INT8OID, BYTEAOID};
 
-		plan_consume = keep_plan("DELETE FROM " TOKENS_TABLE
+		plan_consume = OeKeepPlan("DELETE FROM " TOKENS_TABLE
 								 " WHERE token_hash = $2 AND buyer_id = $1"
 								 " AND expires_at > pg_catalog.now()",
 								 2, types);

@@ -53,6 +53,7 @@
 #include "errors.h"
 #include "order_engine.h"
 #include "versioned_update.h"
+#include "spi_query.h"
 
 PG_FUNCTION_INFO_V1(oe_versioned_update);
 
@@ -274,19 +275,6 @@ vu_relcache_callback(Datum arg, Oid relid)
 	}
 }
 
-static SPIPlanPtr
-keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
-
 static void
 flush_plans(void)
 {
@@ -395,14 +383,14 @@ build_plan(Oid relid, const char *signature, uint32 hash, const char *relname,
 						 keyops[i], nchanges + i + 1);
 	appendStringInfo(&sql, "%s OPERATOR(pg_catalog.=) $%d RETURNING CAST(%s AS pg_catalog.int8)",
 					 version, nchanges + nkeys + 1, version);
-	plan->update_plan = keep_plan(sql.data, nchanges + nkeys + 1, argtypes);
+	plan->update_plan = OeKeepPlan(sql.data, nchanges + nkeys + 1, argtypes);
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT CAST(%s AS pg_catalog.int8) FROM %s WHERE ", version, relname);
 	for (i = 0; i < nkeys; i++)
 		appendStringInfo(&sql, "%s%s %s $%d", i > 0 ? " AND " : "",
 						 quote_identifier(keys[i].name), keyops[i], i + 1);
-	plan->select_plan = keep_plan(sql.data, nkeys, argtypes + nchanges);
+	plan->select_plan = OeKeepPlan(sql.data, nkeys, argtypes + nchanges);
 	plan->valid = true;
 
 	old = MemoryContextSwitchTo(vu_cache_cxt);
