@@ -378,14 +378,12 @@ OeWorkerSlotTakeSignal(OeWorkerSlot *slot, bool notify)
 }
 
 /*
- * worker_status() of version 0.1: one row per live database worker.
- * Kept for databases that have not run ALTER EXTENSION UPDATE yet.
+ * What both worker_status() functions start with: a materialized SRF and a
+ * consistent copy of the slots.
  */
-PG_FUNCTION_INFO_V1(oe_worker_status);
-Datum
-oe_worker_status(PG_FUNCTION_ARGS)
+static OeWorkerSlot *
+status_snapshot(FunctionCallInfo fcinfo)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	OeWorkerSlot *copy;
 
 	OeRequirePreload();
@@ -395,6 +393,19 @@ oe_worker_status(PG_FUNCTION_ARGS)
 	LWLockAcquire(oe_state->lock, LW_SHARED);
 	memcpy(copy, oe_state->slots, sizeof(OeWorkerSlot) * OE_MAX_DATABASES);
 	LWLockRelease(oe_state->lock);
+	return copy;
+}
+
+/*
+ * worker_status() of version 0.1: one row per live database worker.
+ * Kept for databases that have not run ALTER EXTENSION UPDATE yet.
+ */
+PG_FUNCTION_INFO_V1(oe_worker_status);
+Datum
+oe_worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	OeWorkerSlot *copy = status_snapshot(fcinfo);
 
 	for (int i = 0; i < OE_MAX_DATABASES; i++)
 	{
@@ -425,22 +436,14 @@ oe_worker_status(PG_FUNCTION_ARGS)
 }
 
 /*
- * worker_status() from 0.6 on: one row per live worker and job.
+ * worker_status() from version 0.5 on: one row per live worker and job.
  */
 PG_FUNCTION_INFO_V1(oe_worker_job_status);
 Datum
 oe_worker_job_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	OeWorkerSlot *copy;
-
-	OeRequirePreload();
-	InitMaterializedSRF(fcinfo, 0);
-
-	copy = palloc(sizeof(OeWorkerSlot) * OE_MAX_DATABASES);
-	LWLockAcquire(oe_state->lock, LW_SHARED);
-	memcpy(copy, oe_state->slots, sizeof(OeWorkerSlot) * OE_MAX_DATABASES);
-	LWLockRelease(oe_state->lock);
+	OeWorkerSlot *copy = status_snapshot(fcinfo);
 
 	for (int i = 0; i < OE_MAX_DATABASES; i++)
 	{
