@@ -10,6 +10,7 @@
 #
 #   OE_BENCH_BINDIR=/path/to/private/bin test/bench/idem.sh
 #   OE_BENCH_PROTOCOL=simple test/bench/idem.sh     (default: prepared)
+#   OE_BENCH_ROUNDS=5 test/bench/idem.sh            (default: 3 alternating rounds)
 #
 # Every client updates its own range of rows, so versioned updates never
 # conflict (a conflict is an error, which would end the pgbench client);
@@ -20,6 +21,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 PROTOCOL=${OE_BENCH_PROTOCOL:-prepared}
 ROWS_PER_CLIENT=10000
+ROUNDS=${OE_BENCH_ROUNDS:-3}
 
 bench_start
 bench_psql <<SQL
@@ -42,18 +44,23 @@ INSERT INTO vu_oe (id) SELECT g FROM generate_series(0, $BENCH_CLIENTS * $ROWS_P
 VACUUM ANALYZE;
 SQL
 
-echo "protocol $PROTOCOL, $BENCH_CLIENTS clients, ${BENCH_SECONDS}s per run"
+echo "protocol $PROTOCOL, $BENCH_CLIENTS clients, ${BENCH_SECONDS}s per run, $ROUNDS rounds"
 OPTS=(-M "$PROTOCOL")
 
-bench_pgbench idem_plain_sql "$HERE/idem/plain_keys.sql" "${OPTS[@]}"
-PLAIN_IDEM=$BENCH_TPS
-bench_pgbench idem_begin_finish "$HERE/idem/idem_begin_finish.sql" "${OPTS[@]}"
-OE_IDEM=$BENCH_TPS
-
-bench_pgbench update_plain_sql "$HERE/idem/update_plain.sql" "${OPTS[@]}"
-PLAIN_VU=$BENCH_TPS
-bench_pgbench versioned_update "$HERE/idem/versioned_update.sql" "${OPTS[@]}"
-OE_VU=$BENCH_TPS
+# Alternate the contenders round by round and compare the sums, so that
+# drift in what else the machine does hits both sides alike.
+PLAIN_IDEM=0; OE_IDEM=0; PLAIN_VU=0; OE_VU=0
+add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a + b }'; }
+for round in $(seq 1 "$ROUNDS"); do
+    bench_pgbench "idem_plain_sql.$round" "$HERE/idem/plain_keys.sql" "${OPTS[@]}"
+    PLAIN_IDEM=$(add "$PLAIN_IDEM" "$BENCH_TPS")
+    bench_pgbench "idem_begin_finish.$round" "$HERE/idem/idem_begin_finish.sql" "${OPTS[@]}"
+    OE_IDEM=$(add "$OE_IDEM" "$BENCH_TPS")
+    bench_pgbench "update_plain_sql.$round" "$HERE/idem/update_plain.sql" "${OPTS[@]}"
+    PLAIN_VU=$(add "$PLAIN_VU" "$BENCH_TPS")
+    bench_pgbench "versioned_update.$round" "$HERE/idem/versioned_update.sql" "${OPTS[@]}"
+    OE_VU=$(add "$OE_VU" "$BENCH_TPS")
+done
 
 # the work really happened: every key completed, versions moved
 bench_psql -At -c "SELECT 'keys completed: ' || count(*) FILTER (WHERE state = 'completed') || ' of ' || count(*) FROM order_engine.idempotency_keys"
