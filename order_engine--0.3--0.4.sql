@@ -5,7 +5,7 @@
 
 /*
  * Idempotency keys (docs/idempotency.md).  The application never touches
- * the table: idem_begin/idem_finish/idem_abort are SECURITY DEFINER, so the
+ * the table: idem_begin/idem_finish/idem_abort run as the owner, so the
  * claim columns cannot be forged.  Those functions are the only writers
  * and validate every value (scope 1-64 bytes, key 1-255 bytes, state), so
  * the table has no CHECK constraints: the executor re-reads each CHECK
@@ -64,11 +64,16 @@ REVOKE ALL ON @extschema@.checkout_tokens FROM PUBLIC;
 GRANT SELECT ON @extschema@.idempotency_keys TO order_engine_admin;
 GRANT SELECT ON @extschema@.checkout_tokens TO order_engine_admin;
 
+/*
+ * idem_begin and idem_finish, the two calls of every idempotent request,
+ * are not SECURITY DEFINER: their C code becomes the owner and pins the
+ * search path itself (src/owner.c), without the per-call cost of a
+ * function SET.
+ */
 CREATE FUNCTION @extschema@.idem_begin(
     scope text, key text, request jsonb, ttl interval DEFAULT '24 hours')
 RETURNS TABLE (state text, response jsonb)
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE C VOLATILE
 ROWS 1
 AS 'MODULE_PATHNAME', 'oe_idem_begin';
 
@@ -77,8 +82,7 @@ COMMENT ON FUNCTION @extschema@.idem_begin(text, text, jsonb, interval) IS
 
 CREATE FUNCTION @extschema@.idem_finish(scope text, key text, response jsonb)
 RETURNS void
-LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'oe_idem_finish';
 
 COMMENT ON FUNCTION @extschema@.idem_finish(text, text, jsonb) IS

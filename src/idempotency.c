@@ -47,6 +47,7 @@
 
 #include "errors.h"
 #include "idempotency.h"
+#include "owner.h"
 #include "order_engine.h"
 #include "spi_query.h"
 
@@ -310,8 +311,8 @@ classify_row(bytea *fingerprint, text *scope, text *key, Datum *response,
  * idem_begin(scope text, key text, request jsonb, ttl interval)
  *		RETURNS TABLE(state text, response jsonb)
  */
-Datum
-oe_idem_begin(PG_FUNCTION_ARGS)
+static Datum
+idem_begin(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	text	   *scope = CheckIdemText(fcinfo, 0, "scope", OE_IDEM_MAX_SCOPE_LEN);
@@ -454,8 +455,8 @@ raise_not_held(text *scope, text *key, const char *action)
 /*
  * idem_finish(scope text, key text, response jsonb) RETURNS void
  */
-Datum
-oe_idem_finish(PG_FUNCTION_ARGS)
+static Datum
+idem_finish(FunctionCallInfo fcinfo)
 {
 	text	   *scope = CheckIdemText(fcinfo, 0, "scope", OE_IDEM_MAX_SCOPE_LEN);
 	text	   *key = CheckIdemText(fcinfo, 1, "key", OE_IDEM_MAX_KEY_LEN);
@@ -503,4 +504,33 @@ oe_idem_abort(PG_FUNCTION_ARGS)
 		raise_not_held(scope, key, "abort");
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * The two calls of every idempotent request are not SECURITY DEFINER: they
+ * run as the owner through owner.c, without a function SET's per-call
+ * cost.  idem_abort, a rare call, stays SECURITY DEFINER.
+ */
+Datum
+oe_idem_begin(PG_FUNCTION_ARGS)
+{
+	OeOwnerScope owner;
+	Datum		result;
+
+	OeBecomeOwner(fcinfo, &owner);
+	result = idem_begin(fcinfo);
+	OeRestoreCaller(&owner);
+	return result;
+}
+
+Datum
+oe_idem_finish(PG_FUNCTION_ARGS)
+{
+	OeOwnerScope owner;
+	Datum		result;
+
+	OeBecomeOwner(fcinfo, &owner);
+	result = idem_finish(fcinfo);
+	OeRestoreCaller(&owner);
+	return result;
 }

@@ -12,8 +12,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "fmgr.h"
@@ -21,10 +19,10 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/numeric.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "order_engine.h"
+#include "owner.h"
 #include "stock.h"
 
 PG_FUNCTION_INFO_V1(oe_restock);
@@ -205,28 +203,6 @@ oe_try_deduct(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(OeStockTryDeduct(PG_GETARG_INT64(0), PG_GETARG_INT64(1)));
 }
 
-/*
- * The search path reserve's statements run under: pg_catalog alone, so
- * that no operator or function of the caller's schemas (nor pg_temp) can
- * stand in for a built-in while we act as the owner.  Our statements name
- * every table and function with its schema; this pins the operators.
- */
-static OverrideSearchPath catalog_only = {.schemas = NIL, .addCatalog = true, .addTemp = false};
-
-/* the owner of the called function: who SECURITY DEFINER would run as */
-static Oid
-function_owner(FunctionCallInfo fcinfo)
-{
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
-	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
 Datum
 oe_reserve(PG_FUNCTION_ARGS)
 {
@@ -236,8 +212,7 @@ oe_reserve(PG_FUNCTION_ARGS)
 	int			nskus,
 				nqtys;
 	int64		ttl_usecs;
-	Oid			save_userid;
-	int			save_sec_context;
+	OeOwnerScope owner;
 	bool		held;
 
 	CheckNotNull(fcinfo, 0, "order_no");
@@ -254,24 +229,12 @@ oe_reserve(PG_FUNCTION_ARGS)
 	ttl_usecs = OeStockTtlUsecs(PG_GETARG_INTERVAL_P(3));
 	OeStockCheckLines(nskus, skus, qtys);
 
-	/*
-	 * reserve is not SECURITY DEFINER: we become the function's owner and
-	 * pin the search path here, which is what SECURITY DEFINER + SET
-	 * search_path would do, without the GUC save and restore that a
-	 * function's SET costs on every call (a quarter of the throughput of a
-	 * sold-out reserve; docs/stock.md, "Privileges").  On an error the
-	 * transaction's or subtransaction's abort restores both, exactly as it
-	 * does for a SECURITY DEFINER function.
-	 */
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(function_owner(fcinfo),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	PushOverrideSearchPath(&catalog_only);
+	/* reserve is not SECURITY DEFINER: see owner.c */
+	OeBecomeOwner(fcinfo, &owner);
 	held = OeStockReserve(order_no, nskus, skus, qtys, ttl_usecs,
 						  !PG_ARGISNULL(4),
 						  PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4));
-	PopOverrideSearchPath();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	OeRestoreCaller(&owner);
 	PG_RETURN_BOOL(held);
 }
 

@@ -1,7 +1,7 @@
 -- Idempotency keys: exact SQLSTATEs for bad input and misuse, the
 -- privileges of the functions and the table.
 BEGIN;
-SELECT plan(30);
+SELECT plan(32);
 
 SELECT has_table('order_engine', 'idempotency_keys', 'the idempotency key table exists');
 SELECT col_is_pk('order_engine', 'idempotency_keys', ARRAY['scope', 'key'], 'keyed by (scope, key)');
@@ -39,8 +39,18 @@ SELECT throws_ok($$SELECT order_engine.idem_finish('tap', 'k2', '{}')$$, 'OE017'
 -- privileges: the application calls, nobody else touches the table
 SELECT function_privs_are('order_engine', 'idem_begin', ARRAY['text', 'text', 'jsonb', 'interval'],
                           'order_engine_app', ARRAY['EXECUTE'], 'the app role may call idem_begin');
-SELECT is_definer('order_engine', 'idem_begin', ARRAY['text', 'text', 'jsonb', 'interval'],
-                  'idem_begin is SECURITY DEFINER (the app has no table rights)');
+SELECT isnt_definer('order_engine', 'idem_begin', ARRAY['text', 'text', 'jsonb', 'interval'],
+                    'idem_begin becomes the owner in C, not through SECURITY DEFINER');
+SET ROLE order_engine_app;
+CREATE TEMP TABLE app_call AS
+    SELECT state FROM order_engine.idem_begin('tap', 'as-app', '{"x": 1}');
+SELECT order_engine.idem_finish('tap', 'as-app', '{"done": true}');
+CREATE TEMP TABLE app_after AS SELECT current_user::text AS who;
+RESET ROLE;
+SELECT is((SELECT state FROM app_call), 'started',
+          'the app role claims a key although it has no rights on the key table');
+SELECT is((SELECT who FROM app_after), 'order_engine_app',
+          'after the call the caller is itself again');
 SELECT ok(NOT has_table_privilege('order_engine_app', 'order_engine.idempotency_keys', 'SELECT,INSERT,UPDATE,DELETE'),
           'the app role cannot read or write the key table');
 SELECT ok(has_table_privilege('order_engine_admin', 'order_engine.idempotency_keys', 'SELECT')
