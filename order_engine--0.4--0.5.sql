@@ -83,10 +83,10 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.payments', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_events', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.order_events_event_id_seq', '');
 
+/* the hot entry point: becomes the owner in C (src/owner.c), no SET cost */
 CREATE FUNCTION @extschema@.place_order(order_no bigint, buyer_id bigint, seller_id bigint,
                                         lines jsonb, pay_within interval DEFAULT '30 minutes')
-RETURNS text LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
+RETURNS text LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'oe_place_order';
 COMMENT ON FUNCTION @extschema@.place_order(bigint, bigint, bigint, jsonb, interval) IS
     'Holds every line, writes order, lines (price snapshot) and event in one call; pending_payment or out_of_stock';

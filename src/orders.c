@@ -6,9 +6,9 @@
  *
  * Every status change goes through OeOrderTransition (order_state.c);
  * stock moves through the stock API (stock.h); update_order goes through
- * the generic versioned update (versioned_update.h).  The functions are
- * SECURITY DEFINER so the application role writes order tables only
- * through them.
+ * the generic versioned update (versioned_update.h).  The functions run as
+ * the extension's owner (SECURITY DEFINER, or owner.c for place_order) so
+ * the application role writes order tables only through them.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,6 +29,7 @@
 #include "errors.h"
 #include "jobs.h"
 #include "orders.h"
+#include "owner.h"
 #include "spi_query.h"
 #include "stock.h"
 #include "versioned_update.h"
@@ -77,18 +78,20 @@ static OeQuery select_prices = {
 	1, {INT8ARRAYOID}
 };
 
-static OeQuery insert_order = {
-	"INSERT INTO order_engine.orders (order_no, buyer_id, seller_id, total, line_count, pay_deadline)"
-	" VALUES ($1, $2, $3, $4, $5, pg_catalog.now() + $6)",
-	6, {INT8OID, INT8OID, INT8OID, NUMERICOID, INT4OID, INTERVALOID}
-};
-
-static OeQuery insert_lines = {
-	"INSERT INTO order_engine.order_lines (order_no, line_no, sku_id, qty, unit_price, line_total)"
-	" SELECT $1, l.n, l.sku_id, l.qty, l.price, l.qty * l.price"
-	" FROM ROWS FROM (pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::int8[]),"
-	"                 pg_catalog.unnest($4::numeric[])) WITH ORDINALITY AS l(sku_id, qty, price, n)",
-	4, {INT8OID, INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}
+/* the placement's rows in one statement: order, lines, "placed" event */
+static OeQuery insert_placement = {
+	"WITH o AS ("
+	"  INSERT INTO order_engine.orders (order_no, buyer_id, seller_id, total, line_count, pay_deadline)"
+	"  VALUES ($1, $2, $3, $4, $5, pg_catalog.now() + $6) RETURNING order_no),"
+	" l AS ("
+	"  INSERT INTO order_engine.order_lines (order_no, line_no, sku_id, qty, unit_price, line_total)"
+	"  SELECT o.order_no, l.n, l.sku_id, l.qty, l.price, l.qty * l.price"
+	"  FROM o, ROWS FROM (pg_catalog.unnest($7::int8[]), pg_catalog.unnest($8::int8[]),"
+	"                    pg_catalog.unnest($9::numeric[])) WITH ORDINALITY AS l(sku_id, qty, price, n))"
+	" INSERT INTO order_engine.order_events (order_no, event, to_status)"
+	" SELECT o.order_no, 'placed', 'pending_payment' FROM o",
+	9, {INT8OID, INT8OID, INT8OID, NUMERICOID, INT4OID, INTERVALOID,
+		INT8ARRAYOID, INT8ARRAYOID, NUMERICARRAYOID}
 };
 
 static OeQuery select_payment = {
@@ -368,9 +371,8 @@ snapshot_prices(OeLines *lines, Datum *prices)
 					 errmsg("SKU " INT64_FORMAT " does not exist", lines->sku_ids[i])));
 }
 
-PG_FUNCTION_INFO_V1(oe_place_order);
-Datum
-oe_place_order(PG_FUNCTION_ARGS)
+static Datum
+place_order(FunctionCallInfo fcinfo)
 {
 	int64		order_no;
 	int64		buyer_id;
@@ -415,7 +417,7 @@ oe_place_order(PG_FUNCTION_ARGS)
 			result = cstring_to_text("out_of_stock");
 		else
 		{
-			Datum		values[6];
+			Datum		values[9];
 
 			total = DirectFunctionCall1(int8_numeric, Int64GetDatum(0));
 			for (int i = 0; i < lines.n; i++)
@@ -429,14 +431,11 @@ oe_place_order(PG_FUNCTION_ARGS)
 			values[3] = total;
 			values[4] = Int32GetDatum(lines.n);
 			values[5] = IntervalPGetDatum(pay_within);
-			OeQueryRun(&insert_order, values, NULL, false, 0);
-
-			values[1] = PointerGetDatum(int8_array(lines.sku_ids, lines.n));
-			values[2] = PointerGetDatum(int8_array(lines.qtys, lines.n));
-			values[3] = PointerGetDatum(numeric_array(prices, lines.n));
-			OeQueryRun(&insert_lines, values, NULL, false, 0);
-
-			OeOrderEvent(order_no, "placed", NULL, "pending_payment", NULL);
+			values[6] = PointerGetDatum(int8_array(lines.sku_ids, lines.n));
+			values[7] = PointerGetDatum(int8_array(lines.qtys, lines.n));
+			values[8] = PointerGetDatum(numeric_array(prices, lines.n));
+			OeQueryRun(&insert_placement, values, NULL, false, 0);
+			OeOutboxNotify();
 			OeWorkerWakeAtCommit(GetCurrentTransactionStartTimestamp() + pay_within_usecs);
 			result = cstring_to_text("pending_payment");
 		}
@@ -445,6 +444,23 @@ oe_place_order(PG_FUNCTION_ARGS)
 	result = DatumGetTextP(SPI_datumTransfer(PointerGetDatum(result), false, -1));
 	SPI_finish();
 	PG_RETURN_TEXT_P(result);
+}
+
+/*
+ * place_order is the hot entry point of orders: not SECURITY DEFINER, it
+ * becomes the owner in C (owner.c) without a function SET's per-call cost.
+ */
+PG_FUNCTION_INFO_V1(oe_place_order);
+Datum
+oe_place_order(PG_FUNCTION_ARGS)
+{
+	OeOwnerScope owner;
+	Datum		result;
+
+	OeBecomeOwner(fcinfo, &owner);
+	result = place_order(fcinfo);
+	OeRestoreCaller(&owner);
+	return result;
 }
 
 /*

@@ -4,11 +4,11 @@
  *	  Become the called function's owner with the search path pinned to
  *	  pg_catalog, and back.
  *
- * The hot entry points (reserve, idem_begin, idem_finish) are not SECURITY
- * DEFINER: they call OeBecomeOwner first, which does what SECURITY DEFINER
- * + SET search_path = pg_catalog, pg_temp would do, minus pg_temp and minus
- * the per-call GUC save and restore (a quarter of a cheap call's cost,
- * docs/stock.md "Privileges").  Every statement they run names its tables
+ * The hot entry points (reserve, place_order, idem_begin, idem_finish) are
+ * not SECURITY DEFINER: they call OeBecomeOwner first, which does what
+ * SECURITY DEFINER + SET search_path = pg_catalog, pg_temp would do, minus
+ * pg_temp and minus the per-call GUC save and restore (a quarter of a
+ * cheap call's cost, docs/stock.md "Privileges").  Every statement they run names its tables
  * with their schema; the pinned path makes every operator and function a
  * built-in, whatever the caller's search_path holds.  On an error, the
  * transaction's or subtransaction's abort restores the user id and pops

@@ -16,7 +16,7 @@
 
 #include "executor/spi.h"
 
-#define OE_QUERY_MAX_ARGS	8
+#define OE_QUERY_MAX_ARGS	10
 
 typedef struct OeQuery
 {

@@ -2,7 +2,7 @@
 -- refused move, that a refused call writes nothing, and the privileges
 -- and SECURITY DEFINER settings of the order objects.
 BEGIN;
-SELECT plan(55);
+SELECT plan(57);
 
 SELECT order_engine.restock(4019001, 10);
 SELECT order_engine.set_price(4019001, 2.50);
@@ -76,7 +76,16 @@ SELECT is((SELECT held FROM order_engine.stock WHERE sku_id = 4019001), 2::bigin
 SELECT ok(has_function_privilege('order_engine_app', 'order_engine.place_order(bigint, bigint, bigint, jsonb, interval)', 'EXECUTE'), 'app may place orders');
 SELECT ok(NOT has_function_privilege('order_engine_app', 'order_engine.close_unpaid(integer)', 'EXECUTE'), 'app may not run close_unpaid');
 SELECT ok(NOT has_table_privilege('order_engine_app', 'order_engine.orders', 'UPDATE'), 'app cannot update orders directly');
-SELECT is_definer('order_engine', 'place_order', ARRAY['bigint', 'bigint', 'bigint', 'jsonb', 'interval'], 'place_order is SECURITY DEFINER');
+SELECT isnt_definer('order_engine', 'place_order', ARRAY['bigint', 'bigint', 'bigint', 'jsonb', 'interval'], 'place_order becomes the owner in C, not through SECURITY DEFINER');
+
+-- the application role places an order although it cannot write any table
+SET ROLE order_engine_app;
+CREATE TEMP TABLE app_place AS
+    SELECT order_engine.place_order(4019300, 8, 1, '[{"sku_id": 4019001, "qty": 1}]') AS status;
+CREATE TEMP TABLE app_who AS SELECT current_user::text AS who;
+RESET ROLE;
+SELECT is((SELECT status FROM app_place), 'pending_payment', 'the app role places an order through place_order');
+SELECT is((SELECT who FROM app_who), 'order_engine_app', 'after place_order the caller is itself again');
 
 SELECT * FROM finish();
 ROLLBACK;
