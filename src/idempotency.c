@@ -514,23 +514,11 @@ oe_idem_abort(PG_FUNCTION_ARGS)
 Datum
 oe_idem_begin(PG_FUNCTION_ARGS)
 {
-	OeOwnerScope owner;
-	Datum		result;
-
-	OeBecomeOwner(fcinfo, &owner);
-	result = idem_begin(fcinfo);
-	OeRestoreCaller(&owner);
-	return result;
+	return OeCallAsOwner(fcinfo, idem_begin);
 }
 
 Datum
 oe_idem_finish(PG_FUNCTION_ARGS)
 {
-	OeOwnerScope owner;
-	Datum		result;
-
-	OeBecomeOwner(fcinfo, &owner);
-	result = idem_finish(fcinfo);
-	OeRestoreCaller(&owner);
-	return result;
+	return OeCallAsOwner(fcinfo, idem_finish);
 }

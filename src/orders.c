@@ -454,13 +454,7 @@ PG_FUNCTION_INFO_V1(oe_place_order);
 Datum
 oe_place_order(PG_FUNCTION_ARGS)
 {
-	OeOwnerScope owner;
-	Datum		result;
-
-	OeBecomeOwner(fcinfo, &owner);
-	result = place_order(fcinfo);
-	OeRestoreCaller(&owner);
-	return result;
+	return OeCallAsOwner(fcinfo, place_order);
 }
 
 /*

@@ -57,3 +57,16 @@ OeRestoreCaller(OeOwnerScope *scope)
 	PopOverrideSearchPath();
 	SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
 }
+
+/* run impl(fcinfo) as the called function's owner */
+Datum
+OeCallAsOwner(FunctionCallInfo fcinfo, PGFunction impl)
+{
+	OeOwnerScope scope;
+	Datum		result;
+
+	OeBecomeOwner(fcinfo, &scope);
+	result = impl(fcinfo);
+	OeRestoreCaller(&scope);
+	return result;
+}

@@ -22,5 +22,6 @@ typedef struct OeOwnerScope
 
 extern void OeBecomeOwner(FunctionCallInfo fcinfo, OeOwnerScope *scope);
 extern void OeRestoreCaller(OeOwnerScope *scope);
+extern Datum OeCallAsOwner(FunctionCallInfo fcinfo, PGFunction impl);
 
 #endif							/* ORDER_ENGINE_OWNER_H */
