@@ -22,7 +22,7 @@
 
 #include "archive.h"
 #include "jobs.h"
-#include "spi_query.h"
+#include "internal_sql.h"
 
 static OeQuery select_finished = {
 	"SELECT o.order_no FROM order_engine.orders o"

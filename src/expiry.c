@@ -18,7 +18,7 @@
 #include "utils/builtins.h"
 
 #include "jobs.h"
-#include "spi_query.h"
+#include "internal_sql.h"
 #include "stock.h"
 
 static OeQuery select_due_orders = {

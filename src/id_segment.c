@@ -34,6 +34,7 @@
 
 #include "errors.h"
 #include "ids.h"
+#include "internal_sql.h"
 
 #define OE_IDS_TRANCHE	"order_engine_ids"
 
@@ -225,47 +226,45 @@ OeIdSlotAttach(OeIdSlotKind kind, const char *tag, Oid seqoid,
  * The tag's sequence and configured step from order_engine.id_tags, read
  * as the extension's owner (callers have no rights on the table).
  */
+static OeQuery select_tag = {
+	"SELECT t.seq::pg_catalog.oid, t.step::pg_catalog.int8"
+	"  FROM order_engine.id_tags t WHERE t.biz_tag OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}
+};
+
 static bool
 oe_tag_lookup(const char *tag, Oid *seqoid, int64 *step)
 {
-	static SPIPlanPtr plan = NULL;
-	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
-	Oid			save_userid;
-	int			save_sec_context;
-	bool		found = false;
+	OeInternalScope scope;
+	volatile bool found = false;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(OeIdOwner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare("SELECT seq::pg_catalog.oid, step::pg_catalog.int8"
-									"  FROM order_engine.id_tags WHERE biz_tag = $1",
-									1, argtypes);
-
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "could not prepare the id tag lookup: %s",
-				 SPI_result_code_string(SPI_result));
-		plan = p;
-	}
 	values[0] = CStringGetTextDatum(tag);
-	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "id tag lookup failed");
-	if (SPI_processed == 1)
+	OeInternalEnter(&scope, true);
+	PG_TRY();
 	{
-		bool		isnull;
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		OeQueryRun(&select_tag, values, NULL, true, 1);
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
 
-		*seqoid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1, &isnull));
-		*step = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 2, &isnull));
-		found = true;
+			*seqoid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+			*step = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 2, &isnull));
+			found = true;
+		}
+		SPI_finish();
 	}
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	PG_CATCH();
+	{
+		OeInternalAbort(&scope);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	OeInternalExit(&scope);
 	return found;
 }
 

@@ -13,8 +13,7 @@
  * the alternatives.
  *
  * The caller (order_engine_app) has no rights on the sequences; the reads
- * and writes run as the owner of the extension's schema, the way a
- * SECURITY DEFINER function would.
+ * and writes run as order_engine_owner through the internal-SQL path.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,25 +31,7 @@
 
 #include "errors.h"
 #include "ids.h"
-
-/*
- * The owner of schema order_engine: the role that created the extension,
- * which also owns the id sequences and the tag table.
- */
-Oid
-OeIdOwner(void)
-{
-	Oid			nspoid = get_namespace_oid(OE_SCHEMA_NAME, false);
-	HeapTuple	tup;
-	Oid			owner;
-
-	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nspoid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for namespace %u", nspoid);
-	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
+#include "internal_sql.h"
 
 /*
  * The highest value ever reserved in the sequence.  A sequence that was
@@ -59,15 +40,12 @@ OeIdOwner(void)
 int64
 OeIdStoreRead(Oid seqoid)
 {
-	Oid			save_userid;
-	int			save_sec_context;
+	OeInternalScope scope;
 	int64		result;
 
 	LOCAL_FCINFO(fcinfo, 1);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(OeIdOwner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	OeInternalEnter(&scope, true);
 
 	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = ObjectIdGetDatum(seqoid);
@@ -82,8 +60,7 @@ OeIdStoreRead(Oid seqoid)
 		result = ((Form_pg_sequence) GETSTRUCT(tup))->seqstart - 1;
 		ReleaseSysCache(tup);
 	}
-
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	OeInternalExit(&scope);
 	return result;
 }
 
@@ -95,15 +72,12 @@ OeIdStoreRead(Oid seqoid)
 void
 OeIdStoreWrite(Oid seqoid, int64 value)
 {
-	Oid			save_userid;
-	int			save_sec_context;
+	OeInternalScope scope;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(OeIdOwner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	OeInternalEnter(&scope, true);
 	DirectFunctionCall2(setval_oid, ObjectIdGetDatum(seqoid),
 						Int64GetDatum(value));
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	OeInternalExit(&scope);
 
 	/* setval() wrote its WAL record; don't hand anything out before it is on disk */
 	XLogFlush(XactLastRecEnd);

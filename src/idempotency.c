@@ -47,9 +47,8 @@
 
 #include "errors.h"
 #include "idempotency.h"
-#include "owner.h"
+#include "internal_sql.h"
 #include "order_engine.h"
-#include "spi_query.h"
 
 PG_FUNCTION_INFO_V1(oe_idem_begin);
 PG_FUNCTION_INFO_V1(oe_idem_finish);
@@ -514,11 +513,11 @@ oe_idem_abort(PG_FUNCTION_ARGS)
 Datum
 oe_idem_begin(PG_FUNCTION_ARGS)
 {
-	return OeCallAsOwner(fcinfo, idem_begin);
+	return OeInternalCall(fcinfo, idem_begin);
 }
 
 Datum
 oe_idem_finish(PG_FUNCTION_ARGS)
 {
-	return OeCallAsOwner(fcinfo, idem_finish);
+	return OeInternalCall(fcinfo, idem_finish);
 }

@@ -109,7 +109,6 @@ extern OeIdSlot *OeIdSlotAttach(OeIdSlotKind kind, const char *tag,
 								Oid seqoid, int64 base_step, uint32 *generation);
 
 /* id_store.c: durable high-water marks kept in sequences */
-extern Oid	OeIdOwner(void);
 extern int64 OeIdStoreRead(Oid seqoid);
 extern void OeIdStoreWrite(Oid seqoid, int64 value);
 

@@ -25,7 +25,7 @@
 #include "jobs.h"
 #include "order_engine.h"
 #include "orders.h"
-#include "spi_query.h"
+#include "internal_sql.h"
 
 static const char *const job_names[OE_NUM_JOBS] = {
 	[OE_JOB_RELEASE_EXPIRED] = "release_expired",
@@ -82,6 +82,24 @@ quarantine(OeJobId job, int64 item, ErrorData *edata)
 			 errhint("See order_engine.quarantine; delete the row there to retry it.")));
 }
 
+/* a slice of a batch, run in one internal subtransaction */
+typedef struct RowsWork
+{
+	const int64 *items;
+	int			n;
+	OeRowFunction fn;
+} RowsWork;
+
+static bool
+rows_work(void *arg)
+{
+	RowsWork   *w = (RowsWork *) arg;
+
+	for (int i = 0; i < w->n; i++)
+		w->fn(w->items[i]);
+	return true;
+}
+
 /*
  * Run fn on items[0..n) in one subtransaction.  On an error the
  * subtransaction is rolled back and the error returned in *edata.
@@ -90,30 +108,9 @@ static bool
 run_in_subtransaction(const int64 *items, int n, OeRowFunction fn,
 					  ErrorData **edata)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile bool ok = true;
+	RowsWork	w = {items, n, fn};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		for (int i = 0; i < n; i++)
-			fn(items[i]);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcontext);
-		*edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		ok = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcontext);
-	CurrentResourceOwner = oldowner;
-	return ok;
+	return OeRunInSubtransaction(rows_work, &w, edata);
 }
 
 /*

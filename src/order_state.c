@@ -23,7 +23,7 @@
 
 #include "errors.h"
 #include "orders.h"
-#include "spi_query.h"
+#include "internal_sql.h"
 #include "worker_state.h"
 
 static const char *const status_names[OE_ORDER_NSTATUS] = {

@@ -29,8 +29,7 @@
 #include "errors.h"
 #include "jobs.h"
 #include "orders.h"
-#include "owner.h"
-#include "spi_query.h"
+#include "internal_sql.h"
 #include "stock.h"
 #include "versioned_update.h"
 #include "worker_state.h"
@@ -454,7 +453,7 @@ PG_FUNCTION_INFO_V1(oe_place_order);
 Datum
 oe_place_order(PG_FUNCTION_ARGS)
 {
-	return OeCallAsOwner(fcinfo, place_order);
+	return OeInternalCall(fcinfo, place_order);
 }
 
 /*

@@ -20,7 +20,7 @@
 
 #include "idempotency.h"
 #include "order_engine.h"
-#include "spi_query.h"
+#include "internal_sql.h"
 
 PG_FUNCTION_INFO_V1(oe_reap_expired_keys);
 

@@ -326,7 +326,7 @@ move_bucket(int64 sku_id, int32 bucket, int64 da, int64 dh, int64 ds)
 	v[2] = Int64GetDatum(da);
 	v[3] = Int64GetDatum(dh);
 	v[4] = Int64GetDatum(ds);
-	OeStockExec(OeStockPlan(&plan_move, sql_move, 5, types), v, NULL, 0);
+	OeExecPlan(OeCachedPlan(&plan_move, sql_move, 5, types), v, NULL, false, 0);
 	if (SPI_processed != 1)
 		elog(ERROR, "order_engine: bucket %d of SKU " INT64_FORMAT " is missing",
 			 bucket, sku_id);
@@ -341,7 +341,7 @@ tally_sub(int64 sku_id, int64 buyer_id, int64 qty)
 	v[0] = Int64GetDatum(sku_id);
 	v[1] = Int64GetDatum(buyer_id);
 	v[2] = Int64GetDatum(qty);
-	OeStockExec(OeStockPlan(&plan_tally_sub, sql_tally_sub, 3, types), v, NULL, 0);
+	OeExecPlan(OeCachedPlan(&plan_tally_sub, sql_tally_sub, 3, types), v, NULL, false, 0);
 }
 
 /*
@@ -368,7 +368,7 @@ tally_add(int64 sku_id, int64 buyer_id, int64 qty, bool has_limit, int64 limit)
 	v[3] = Int64GetDatum(limit);
 	if (!has_limit)
 		nulls[3] = 'n';
-	OeStockExec(OeStockPlan(&plan_tally_add, sql_tally_add, 4, types), v, nulls, 0);
+	OeExecPlan(OeCachedPlan(&plan_tally_add, sql_tally_add, 4, types), v, nulls, false, 0);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OE_PURCHASE_LIMIT_EXCEEDED),
@@ -456,7 +456,7 @@ take_skip_one(TakeArgs *t, MemoryContext cxt)
 	take_values(t, v);
 	v[4] = Int32GetDatum((int32) (((uint32) MyProcPid + take_counter++) % (uint32) t->nbuckets));
 	v[5] = Int32GetDatum(t->nbuckets);
-	OeStockExec(OeStockPlan(&plan_take_skip, sql_take_skip, 6, types), v, NULL, 1);
+	OeExecPlan(OeCachedPlan(&plan_take_skip, sql_take_skip, 6, types), v, NULL, false, 1);
 	return take_one_result(t, cxt);
 }
 
@@ -468,7 +468,7 @@ take_skip_many(TakeArgs *t, MemoryContext cxt)
 	Datum		v[1];
 
 	v[0] = Int64GetDatum(t->sku_id);
-	OeStockExec(OeStockPlan(&plan_gather_skip, sql_gather_skip, 1, types), v, NULL, 0);
+	OeExecPlan(OeCachedPlan(&plan_gather_skip, sql_gather_skip, 1, types), v, NULL, false, 0);
 	return take_from_locked(t, cxt);
 }
 
@@ -482,7 +482,7 @@ take_wait_one(TakeArgs *t, MemoryContext cxt)
 	take_values(t, v);
 	v[4] = Int32GetDatum((int32) (((uint32) MyProcPid + take_counter++) % (uint32) t->nbuckets));
 	v[5] = Int32GetDatum(t->nbuckets);
-	OeStockExec(OeStockPlan(&plan_take_wait, sql_take_wait, 6, types), v, NULL, 1);
+	OeExecPlan(OeCachedPlan(&plan_take_wait, sql_take_wait, 6, types), v, NULL, false, 1);
 	return take_one_result(t, cxt);
 }
 
@@ -495,23 +495,28 @@ take_wait_one(TakeArgs *t, MemoryContext cxt)
  * a cycle with another caller of that path ("deadlock detected" in the
  * stampede test, about one call in 200); the rollback drops those locks.
  */
+typedef struct TakeAttempt
+{
+	bool		(*attempt) (TakeArgs *, MemoryContext);
+	TakeArgs   *t;
+	MemoryContext cxt;
+} TakeAttempt;
+
+static bool
+take_attempt_work(void *arg)
+{
+	TakeAttempt *a = (TakeAttempt *) arg;
+
+	return a->attempt(a->t, a->cxt);
+}
+
 static bool
 take_attempt(bool (*attempt) (TakeArgs *, MemoryContext), TakeArgs *t)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	bool		got;
+	TakeAttempt a = {attempt, t, CurrentMemoryContext};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	got = attempt(t, cxt);
-	if (got)
-		ReleaseCurrentSubTransaction();
-	else
-		RollbackAndReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return got;
+	/* an error (a lock timeout, a cancel) rolls it back and is re-thrown */
+	return OeRunInSubtransaction(take_attempt_work, &a, NULL);
 }
 
 /*
@@ -549,7 +554,7 @@ take(int64 sku_id, int64 qty, int32 nbuckets, bool to_held,
 		static const Oid types[] = {INT8OID, INT8OID, INT8OID, INT8OID};
 
 		/* one row: a failed take may keep its lock, there is no other */
-		OeStockExec(OeStockPlan(&plan_take0, sql_take0, 4, types), v, NULL, 0);
+		OeExecPlan(OeCachedPlan(&plan_take0, sql_take0, 4, types), v, NULL, false, 0);
 		got = (SPI_processed == 1);
 		if (got)
 		{
@@ -569,7 +574,7 @@ take(int64 sku_id, int64 qty, int32 nbuckets, bool to_held,
 		static const Oid types[] = {INT8OID};
 
 		/* wait for and lock every bucket with stock, in bucket order */
-		OeStockExec(OeStockPlan(&plan_lock_avail, sql_lock_avail, 1, types), v, NULL, 0);
+		OeExecPlan(OeCachedPlan(&plan_lock_avail, sql_lock_avail, 1, types), v, NULL, false, 0);
 		got = take_from_locked(&t, CurrentMemoryContext);
 	}
 	if (got)
@@ -608,7 +613,7 @@ finish_hold(const StockHold *h, bool confirm)
 	v[4] = Int64GetDatum(confirm ? 0 : h->qty);
 	v[5] = Int64GetDatum(-h->qty);
 	v[6] = Int64GetDatum(confirm ? h->qty : 0);
-	OeStockExec(OeStockPlan(&plan_transition, sql_transition, 7, types), v, NULL, 0);
+	OeExecPlan(OeCachedPlan(&plan_transition, sql_transition, 7, types), v, NULL, false, 0);
 	if (SPI_processed != 1)
 		elog(ERROR, "order_engine: hold of order " INT64_FORMAT " on SKU " INT64_FORMAT " changed under its lock",
 			 h->order_no, h->sku_id);
@@ -650,7 +655,7 @@ reserve_lookup(int64 order_no, ReserveLine *lines, int nlines,
 		skus[i] = lines[i].sku_id;
 	v[0] = OeStockInt8Array(skus, nlines);
 	v[1] = Int64GetDatum(order_no);
-	OeStockExec(OeStockPlan(&plan_info, sql_info, 2, types), v, NULL, 0);
+	OeExecPlan(OeCachedPlan(&plan_info, sql_info, 2, types), v, NULL, false, 0);
 	if (SPI_processed != (uint64) nlines)
 		elog(ERROR, "order_engine: stock lookup returned %llu rows for %d lines",
 			 (unsigned long long) SPI_processed, nlines);
@@ -693,7 +698,7 @@ order_hold_count(int64 order_no)
 	int64		n;
 
 	v[0] = Int64GetDatum(order_no);
-	OeStockExec(OeStockPlan(&plan_order_count, sql_order_count, 1, types), v, NULL, 0);
+	OeExecPlan(OeCachedPlan(&plan_order_count, sql_order_count, 1, types), v, NULL, false, 0);
 	n = DatumGetInt64(col(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	SPI_freetuptable(SPI_tuptable);
 	return n;
@@ -834,7 +839,7 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 			nulls[4] = 'n';
 		v[5] = parts_array(lines[i].parts, lines[i].nparts, true);
 		v[6] = parts_array(lines[i].parts, lines[i].nparts, false);
-		OeStockExec(OeStockPlan(&plan_hold_insert, sql_hold_insert, 7, types), v, nulls, 0);
+		OeExecPlan(OeCachedPlan(&plan_hold_insert, sql_hold_insert, 7, types), v, nulls, false, 0);
 	}
 	/* the worker releases these holds at expires_at: wake it if sooner */
 	OeWorkerWakeAtCommit(expires_at);
@@ -864,7 +869,7 @@ OeStockConfirm(int64 order_no)
 		elog(ERROR, "order_engine: SPI_connect failed");
 	OeStockLockOrder(order_no);
 	v[0] = Int64GetDatum(order_no);
-	OeStockExec(OeStockPlan(&plan_order_holds, sql_order_holds, 1, types), v, NULL, 0);
+	OeExecPlan(OeCachedPlan(&plan_order_holds, sql_order_holds, 1, types), v, NULL, false, 0);
 	holds = holds_from_result(&n);
 	if (n == 0)
 		ereport(ERROR,
@@ -915,7 +920,7 @@ OeStockRelease(int64 order_no)
 		elog(ERROR, "order_engine: SPI_connect failed");
 	OeStockLockOrder(order_no);
 	v[0] = Int64GetDatum(order_no);
-	OeStockExec(OeStockPlan(&plan_order_holds, sql_order_holds, 1, types), v, NULL, 0);
+	OeExecPlan(OeCachedPlan(&plan_order_holds, sql_order_holds, 1, types), v, NULL, false, 0);
 	holds = holds_from_result(&n);
 	for (i = 0; i < n; i++)
 		if (strcmp(holds[i].state, "confirmed") == 0)
@@ -951,7 +956,7 @@ OeStockReleaseHold(int64 order_no, int64 sku_id)
 		elog(ERROR, "order_engine: SPI_connect failed");
 	v[0] = Int64GetDatum(order_no);
 	v[1] = Int64GetDatum(sku_id);
-	OeStockExec(OeStockPlan(&plan_hold_lock, sql_hold_lock, 2, types), v, NULL, 0);
+	OeExecPlan(OeCachedPlan(&plan_hold_lock, sql_hold_lock, 2, types), v, NULL, false, 0);
 	holds = holds_from_result(&n);
 	if (n == 1 && strcmp(holds[0].state, "held") == 0)
 	{
@@ -981,7 +986,7 @@ OeStockReleaseExpiredHolds(TimestampTz now, int32 max_rows)
 		elog(ERROR, "order_engine: SPI_connect failed");
 	v[0] = TimestampTzGetDatum(now);
 	v[1] = Int32GetDatum(max_rows);
-	OeStockExec(OeStockPlan(&plan_expired, sql_expired, 2, types), v, NULL, 0);
+	OeExecPlan(OeCachedPlan(&plan_expired, sql_expired, 2, types), v, NULL, false, 0);
 	holds = holds_from_result(&n);
 	qsort(holds, n, sizeof(StockHold), hold_cmp);
 	for (i = 0; i < n; i++)
@@ -1008,7 +1013,7 @@ OeStockTryDeduct(int64 sku_id, int64 qty)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "order_engine: SPI_connect failed");
 	v[0] = Int64GetDatum(sku_id);
-	OeStockExec(OeStockPlan(&plan_sku_info, sql_sku_info, 1, types), v, NULL, 0);
+	OeExecPlan(OeCachedPlan(&plan_sku_info, sql_sku_info, 1, types), v, NULL, false, 0);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OE_SKU_NOT_FOUND),
@@ -1021,7 +1026,7 @@ OeStockTryDeduct(int64 sku_id, int64 qty)
 	if (available >= qty && take(sku_id, qty, nbuckets, false, &parts, &nparts))
 	{
 		v[1] = Int64GetDatum(qty);
-		OeStockExec(OeStockPlan(&plan_sale, sql_sale, 2, sale_types), v, NULL, 0);
+		OeExecPlan(OeCachedPlan(&plan_sale, sql_sale, 2, sale_types), v, NULL, false, 0);
 		ok = true;
 	}
 	SPI_finish();

@@ -20,6 +20,8 @@
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 
+#include "internal_sql.h"
+
 /* most lines one reserve may hold */
 #define OE_STOCK_MAX_LINES			1000
 
@@ -50,10 +52,6 @@ extern void OeStockLockOrder(int64 order_no);
 /* stock_peek.c: the cheap "no" for a one-line reserve of a sold-out SKU */
 extern bool OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty);
 
-/* stock_plan.c: kept SPI plans, shared by stock*.c */
-extern SPIPlanPtr OeStockPlan(SPIPlanPtr *slot, const char *sql, int nargs,
-							  const Oid *types);
-extern int	OeStockExec(SPIPlanPtr plan, Datum *values, const char *nulls, long count);
 extern Datum OeStockInt8Array(const int64 *v, int n);
 
 /* stock_admin.c: catalogue and rebalancing */

@@ -115,12 +115,12 @@ rebalance(int64 sku_id, int64 delta, int32 nbuckets, const char *reason)
 	{
 		static const Oid types[] = {INT8OID};
 
-		OeStockExec(OeStockPlan(&plan_sku_create, sql_sku_create, 1, types), v, NULL, 0);
+		OeExecPlan(OeCachedPlan(&plan_sku_create, sql_sku_create, 1, types), v, NULL, false, 0);
 	}
 	{
 		static const Oid types[] = {INT8OID};
 
-		OeStockExec(OeStockPlan(&plan_sku_lock, sql_sku_lock, 1, types), v, NULL, 0);
+		OeExecPlan(OeCachedPlan(&plan_sku_lock, sql_sku_lock, 1, types), v, NULL, false, 0);
 		if (SPI_processed == 0)
 			sku_not_found(sku_id);
 		if (nbuckets == 0)
@@ -136,12 +136,12 @@ rebalance(int64 sku_id, int64 delta, int32 nbuckets, const char *reason)
 		static const Oid types[] = {INT8OID, INT4OID};
 
 		v[1] = Int32GetDatum(nbuckets);
-		OeStockExec(OeStockPlan(&plan_buckets_ensure, sql_buckets_ensure, 2, types), v, NULL, 0);
+		OeExecPlan(OeCachedPlan(&plan_buckets_ensure, sql_buckets_ensure, 2, types), v, NULL, false, 0);
 	}
 	{
 		static const Oid types[] = {INT8OID};
 
-		OeStockExec(OeStockPlan(&plan_buckets_lock, sql_buckets_lock, 1, types), v, NULL, 0);
+		OeExecPlan(OeCachedPlan(&plan_buckets_lock, sql_buckets_lock, 1, types), v, NULL, false, 0);
 	}
 	nrows = (int) SPI_processed;
 	rows = palloc(sizeof(BucketRow) * Max(nrows, 1));
@@ -196,14 +196,14 @@ rebalance(int64 sku_id, int64 delta, int32 nbuckets, const char *reason)
 		v[1] = Int32GetDatum(r->bucket);
 		v[2] = Int64GetDatum(target - r->available);
 		v[3] = Int64GetDatum(ds);
-		OeStockExec(OeStockPlan(&plan_bucket_set, sql_bucket_set, 4, types), v, NULL, 0);
+		OeExecPlan(OeCachedPlan(&plan_bucket_set, sql_bucket_set, 4, types), v, NULL, false, 0);
 	}
 	{
 		static const Oid types[] = {INT8OID, INT4OID};
 
 		v[1] = Int32GetDatum(nbuckets);
-		OeStockExec(OeStockPlan(&plan_buckets_trim, sql_buckets_trim, 2, types), v, NULL, 0);
-		OeStockExec(OeStockPlan(&plan_sku_set_n, sql_sku_set_n, 2, types), v, NULL, 0);
+		OeExecPlan(OeCachedPlan(&plan_buckets_trim, sql_buckets_trim, 2, types), v, NULL, false, 0);
+		OeExecPlan(OeCachedPlan(&plan_sku_set_n, sql_sku_set_n, 2, types), v, NULL, false, 0);
 	}
 	if (delta != 0)
 	{
@@ -215,7 +215,7 @@ rebalance(int64 sku_id, int64 delta, int32 nbuckets, const char *reason)
 			v[3] = CStringGetTextDatum(reason);
 		else
 			nulls[3] = 'n';
-		OeStockExec(OeStockPlan(&plan_journal, sql_journal, 4, types), v, nulls, 0);
+		OeExecPlan(OeCachedPlan(&plan_journal, sql_journal, 4, types), v, nulls, false, 0);
 	}
 	return new_available;
 }
@@ -256,7 +256,7 @@ OeStockSetPrice(int64 sku_id, Datum price)
 		elog(ERROR, "order_engine: SPI_connect failed");
 	v[0] = Int64GetDatum(sku_id);
 	v[1] = price;
-	OeStockExec(OeStockPlan(&plan_set_price, sql_set_price, 2, types), v, NULL, 0);
+	OeExecPlan(OeCachedPlan(&plan_set_price, sql_set_price, 2, types), v, NULL, false, 0);
 	SPI_finish();
 }
 
@@ -273,7 +273,7 @@ OeStockSetPurchaseLimit(int64 sku_id, bool has_limit, int64 per_buyer)
 	v[1] = Int64GetDatum(per_buyer);
 	if (!has_limit)
 		nulls[1] = 'n';
-	OeStockExec(OeStockPlan(&plan_set_limit, sql_set_limit, 2, types), v, nulls, 0);
+	OeExecPlan(OeCachedPlan(&plan_set_limit, sql_set_limit, 2, types), v, nulls, false, 0);
 	if (SPI_processed == 0)
 		sku_not_found(sku_id);
 	SPI_finish();

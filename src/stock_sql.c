@@ -22,7 +22,7 @@
 #include "utils/timestamp.h"
 
 #include "order_engine.h"
-#include "owner.h"
+#include "internal_sql.h"
 #include "stock.h"
 
 PG_FUNCTION_INFO_V1(oe_restock);
@@ -212,8 +212,8 @@ oe_reserve(PG_FUNCTION_ARGS)
 	int			nskus,
 				nqtys;
 	int64		ttl_usecs;
-	OeOwnerScope owner;
-	bool		held;
+	OeInternalScope scope;
+	volatile bool held = false;
 
 	CheckNotNull(fcinfo, 0, "order_no");
 	order_no = PG_GETARG_INT64(0);
@@ -229,12 +229,21 @@ oe_reserve(PG_FUNCTION_ARGS)
 	ttl_usecs = OeStockTtlUsecs(PG_GETARG_INTERVAL_P(3));
 	OeStockCheckLines(nskus, skus, qtys);
 
-	/* reserve is not SECURITY DEFINER: see owner.c */
-	OeBecomeOwner(fcinfo, &owner);
-	held = OeStockReserve(order_no, nskus, skus, qtys, ttl_usecs,
-						  !PG_ARGISNULL(4),
-						  PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4));
-	OeRestoreCaller(&owner);
+	/* reserve is not SECURITY DEFINER: see internal_sql.c */
+	OeInternalEnter(&scope, true);
+	PG_TRY();
+	{
+		held = OeStockReserve(order_no, nskus, skus, qtys, ttl_usecs,
+							  !PG_ARGISNULL(4),
+							  PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4));
+	}
+	PG_CATCH();
+	{
+		OeInternalAbort(&scope);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	OeInternalExit(&scope);
 	PG_RETURN_BOOL(held);
 }
 

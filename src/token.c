@@ -28,7 +28,7 @@
 
 #include "idempotency.h"
 #include "order_engine.h"
-#include "spi_query.h"
+#include "internal_sql.h"
 
 PG_FUNCTION_INFO_V1(oe_issue_token);
 PG_FUNCTION_INFO_V1(oe_consume_token);

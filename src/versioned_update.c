@@ -53,7 +53,7 @@
 #include "errors.h"
 #include "order_engine.h"
 #include "versioned_update.h"
-#include "spi_query.h"
+#include "internal_sql.h"
 
 PG_FUNCTION_INFO_V1(oe_versioned_update);
 

@@ -32,8 +32,32 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "internal_sql.h"
 #include "jobs.h"
 #include "worker_state.h"
+
+/*
+ * The database's and the role's settings (ALTER DATABASE/ROLE ... SET)
+ * were applied when we connected; their owners are not us.  Whatever they
+ * say, the worker resolves names only in pg_catalog, and nothing they set
+ * may make its batches fail or wait: these override them for the life of
+ * the process.
+ */
+static void
+oe_worker_pin_settings(void)
+{
+	static const char *const pinned[][2] = {
+		{"search_path", OE_PINNED_SEARCH_PATH},
+		{"statement_timeout", "0"},
+		{"lock_timeout", "0"},
+		{"idle_in_transaction_session_timeout", "0"},
+		{"default_transaction_read_only", "off"},
+		{"default_transaction_isolation", "read committed"},
+	};
+
+	for (int i = 0; i < lengthof(pinned); i++)
+		SetConfigOption(pinned[i][0], pinned[i][1], PGC_SUSET, PGC_S_OVERRIDE);
+}
 
 static bool
 oe_extension_installed(void)
@@ -86,11 +110,16 @@ oe_run_batch(OeJobId job, int32 max_rows, char **error)
 		 * flush: after a crash a lost batch is simply done again, and any
 		 * durable commit that used the released stock flushes it too.
 		 */
+		OeInternalScope scope;
+
 		if (job == OE_JOB_RELEASE_EXPIRED || job == OE_JOB_REAP_EXPIRED_KEYS)
 			(void) set_config_option("synchronous_commit", "off",
 									 PGC_USERSET, PGC_S_SESSION,
 									 GUC_ACTION_LOCAL, true, 0, false);
+		/* as order_engine_owner; an abort restores the worker's own user */
+		OeInternalEnter(&scope, true);
 		rows = OeJobRunBatch(job, max_rows);
+		OeInternalExit(&scope);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
@@ -195,11 +224,14 @@ oe_next_wake(TimestampTz *next_run)
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz wake = TimestampTzPlusMilliseconds(now, OeNaptimeMs);
 	TimestampTz due;
+	OeInternalScope scope;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
+	OeInternalEnter(&scope, true);
 	due = OeJobsNextDue();
+	OeInternalExit(&scope);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
@@ -238,6 +270,7 @@ OeWorkerMain(Datum main_arg)
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("order_engine worker");
+	oe_worker_pin_settings();
 
 	StartTransactionCommand();
 	dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(dboid));

@@ -32,9 +32,8 @@ typedef struct OeWorkerState
 	LWLock	   *lock;
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
-	/* a database whose worker was asked to leave stays unserved until */
-	Oid			holdoff_dboid;
-	TimestampTz holdoff_until;
+	/* databases whose worker was asked to leave by a running command */
+	OeWorkerHoldOff holdoffs[OE_MAX_DATABASES];
 	OeWorkerSlot slots[OE_MAX_DATABASES];
 } OeWorkerState;
 
@@ -194,8 +193,10 @@ oe_request_exit_locked(OeWorkerSlot *slot)
 
 /*
  * Ask the worker of a database to exit.  With hold_off, the launcher will
- * not start a new one there for OE_WORKER_HOLDOFF_MS, long enough for a
- * DROP DATABASE to finish.
+ * not start a new one there until OeWorkerEndHoldOff (at most
+ * OE_WORKER_HOLDOFF_MS): long enough for a DROP DATABASE to finish.  Each
+ * database has its own hold-off, counted, so concurrent commands on
+ * different databases (or on the same one) never cancel each other's.
  */
 void
 OeWorkerRequestExit(Oid dboid, bool hold_off)
@@ -206,22 +207,57 @@ OeWorkerRequestExit(Oid dboid, bool hold_off)
 			oe_request_exit_locked(&oe_state->slots[i]);
 	if (hold_off)
 	{
-		oe_state->holdoff_dboid = dboid;
-		oe_state->holdoff_until =
-			TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										OE_WORKER_HOLDOFF_MS);
+		TimestampTz now = GetCurrentTimestamp();
+		OeWorkerHoldOff *h = NULL;
+
+		for (int i = 0; i < OE_MAX_DATABASES && h == NULL; i++)
+			if (oe_state->holdoffs[i].dboid == dboid)
+				h = &oe_state->holdoffs[i];
+		for (int i = 0; i < OE_MAX_DATABASES && h == NULL; i++)
+			if (oe_state->holdoffs[i].holders == 0 ||
+				now >= oe_state->holdoffs[i].until)
+				h = &oe_state->holdoffs[i];
+		if (h != NULL)
+		{
+			if (h->dboid != dboid || now >= h->until)
+				h->holders = 0;
+			h->dboid = dboid;
+			h->holders++;
+			h->until = TimestampTzPlusMilliseconds(now, OE_WORKER_HOLDOFF_MS);
+		}
 	}
 	LWLockRelease(oe_state->lock);
+}
+
+/* the command that asked for a hold-off is over, however it ended */
+void
+OeWorkerEndHoldOff(Oid dboid)
+{
+	LWLockAcquire(oe_state->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < OE_MAX_DATABASES; i++)
+	{
+		OeWorkerHoldOff *h = &oe_state->holdoffs[i];
+
+		if (h->dboid == dboid && h->holders > 0 && --h->holders == 0)
+			h->until = 0;
+	}
+	LWLockRelease(oe_state->lock);
+	/* the launcher may serve the database again at once */
+	if (oe_state->launcher_latch)
+		SetLatch(oe_state->launcher_latch);
 }
 
 bool
 OeWorkerHeldOff(Oid dboid, TimestampTz now)
 {
-	bool		result;
+	bool		result = false;
 
 	LWLockAcquire(oe_state->lock, LW_SHARED);
-	result = (oe_state->holdoff_dboid == dboid &&
-			  now < oe_state->holdoff_until);
+	for (int i = 0; i < OE_MAX_DATABASES; i++)
+		if (oe_state->holdoffs[i].dboid == dboid &&
+			oe_state->holdoffs[i].holders > 0 &&
+			now < oe_state->holdoffs[i].until)
+			result = true;
 	LWLockRelease(oe_state->lock);
 	return result;
 }

@@ -41,6 +41,14 @@ typedef enum OeWorkerPhase
 	OE_PHASE_RECOVERY			/* idling: server is a standby */
 } OeWorkerPhase;
 
+/* a database the launcher must leave alone while a command drops it */
+typedef struct OeWorkerHoldOff
+{
+	Oid			dboid;
+	int			holders;		/* commands in progress on it */
+	TimestampTz until;			/* and at most until then */
+} OeWorkerHoldOff;
+
 typedef struct OeWorkerSlot
 {
 	Oid			dboid;			/* InvalidOid: slot free */
@@ -67,6 +75,7 @@ extern bool OeWorkerSlotExitRequested(OeWorkerSlot *slot);
 extern bool OeWorkerRunning(Oid dboid);
 extern void OeWorkerRequestExit(Oid dboid, bool hold_off);
 extern bool OeWorkerHeldOff(Oid dboid, TimestampTz now);
+extern void OeWorkerEndHoldOff(Oid dboid);
 extern void OeWorkerRequestExitExcept(const Oid *keep, int nkeep);
 extern void OeLauncherPublish(void);
 extern void OeWorkerWake(Oid dboid);

@@ -1,0 +1,115 @@
+/*
+ * order_engine 0.6: least privilege.
+ *
+ * Until 0.5 the extension's objects belonged to the superuser who created
+ * it, so every internal statement (and the worker) ran as a superuser, and
+ * a function slipped into one of them made its author superuser (README,
+ * "Security").  From 0.6 on they belong to order_engine_owner: a NOLOGIN
+ * role that is not superuser, has no members and owns nothing else.  The
+ * C code runs all internal SQL as that role with search_path pinned to
+ * pg_catalog, pg_temp (src/internal_sql.c); SECURITY DEFINER functions
+ * are owned by it.
+ */
+\echo Use "ALTER EXTENSION order_engine UPDATE TO '0.6'" to load this file. \quit
+
+/*
+ * The role.  A role of that name made by someone else before us would own
+ * everything we own: accept it only if it could be ours, that is, it
+ * cannot log in, has no special attributes, and nobody is a member of it.
+ */
+DO $owner$
+DECLARE
+    r pg_catalog.pg_roles%ROWTYPE;
+BEGIN
+    BEGIN
+        CREATE ROLE order_engine_owner NOLOGIN NOSUPERUSER NOCREATEDB
+            NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS;
+    EXCEPTION
+        WHEN duplicate_object OR unique_violation THEN NULL;
+    END;
+    SELECT * INTO r FROM pg_catalog.pg_roles
+     WHERE rolname OPERATOR(pg_catalog.=) 'order_engine_owner';
+    IF r.rolsuper OR r.rolcanlogin OR r.rolcreaterole OR r.rolcreatedb
+       OR r.rolreplication OR r.rolbypassrls THEN
+        RAISE EXCEPTION 'role order_engine_owner exists with rights it must not have'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'order_engine runs its internal statements as this role; it must be NOLOGIN with no special attributes.',
+                  HINT = 'Drop the role or ALTER ROLE order_engine_owner NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS.';
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                WHERE m.roleid OPERATOR(pg_catalog.=) r.oid) THEN
+        RAISE EXCEPTION 'role order_engine_owner has members'
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Every member of it could act as order_engine itself.',
+                  HINT = 'REVOKE order_engine_owner FROM each member.';
+    END IF;
+END
+$owner$;
+
+COMMENT ON ROLE order_engine_owner IS
+    'order_engine: owns the extension''s objects; internal statements and the worker run as it (NOLOGIN, no members)';
+
+/*
+ * Ownership: the schemas, and every relation and function that belongs to
+ * the extension.  Indexes, identity and serial sequences and the id tags'
+ * sequences (OWNED BY id_tags) follow their tables.  Later versions that
+ * add objects run the same loop (scripts name it "the ownership loop").
+ */
+DO $own$
+DECLARE
+    obj record;
+BEGIN
+    FOR obj IN
+        SELECT n.nspname
+          FROM pg_catalog.pg_namespace n
+         WHERE n.nspname OPERATOR(pg_catalog.=) ANY (ARRAY['order_engine', 'order_engine_archive']::name[])
+    LOOP
+        EXECUTE pg_catalog.format('ALTER SCHEMA %I OWNER TO order_engine_owner', obj.nspname);
+    END LOOP;
+
+    FOR obj IN
+        SELECT c.oid::pg_catalog.regclass AS rel, c.relkind
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=)
+               (SELECT e.oid FROM pg_catalog.pg_extension e
+                 WHERE e.extname OPERATOR(pg_catalog.=) 'order_engine')
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+           AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p', 'v', 'm', 'S']::"char"[])
+           -- a sequence that belongs to a column follows its table
+           AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend a
+                            WHERE a.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                              AND a.objid OPERATOR(pg_catalog.=) c.oid
+                              AND a.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                              AND a.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['a', 'i']::"char"[]))
+    LOOP
+        EXECUTE pg_catalog.format('ALTER %s %s OWNER TO order_engine_owner',
+            CASE obj.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                             WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
+            obj.rel);
+    END LOOP;
+
+    FOR obj IN
+        SELECT p.oid::pg_catalog.regprocedure AS fn, p.prokind
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.refobjid OPERATOR(pg_catalog.=)
+               (SELECT e.oid FROM pg_catalog.pg_extension e
+                 WHERE e.extname OPERATOR(pg_catalog.=) 'order_engine')
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'
+    LOOP
+        EXECUTE pg_catalog.format('ALTER %s %s OWNER TO order_engine_owner',
+            CASE obj.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE'
+                             ELSE 'FUNCTION' END,
+            obj.fn);
+    END LOOP;
+END
+$own$;
+
+/* the owner role needs nothing outside its own objects */
+REVOKE ALL ON SCHEMA order_engine FROM PUBLIC;
+REVOKE ALL ON SCHEMA order_engine_archive FROM PUBLIC;

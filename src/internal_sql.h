@@ -1,0 +1,121 @@
+/*-------------------------------------------------------------------------
+ *
+ * internal_sql.h
+ *	  The one path for order_engine's internal SQL: who it runs as, the
+ *	  search path it sees, its kept plans and its subtransactions.
+ *
+ * Every statement order_engine runs on its own tables goes through here:
+ *
+ *	OeInternalEnter / OeInternalExit
+ *		become order_engine_owner (a NOLOGIN role that is never superuser
+ *		and owns only the extension's objects) the way fmgr_security_definer
+ *		does, and pin search_path to "pg_catalog, pg_temp" in a GUC nest
+ *		level; undo both.
+ *	OeInternalCall
+ *		run an fmgr entry point inside such a scope, restoring the caller
+ *		on every error path (PG_TRY).
+ *	OeQueryRun
+ *		run a statement whose plan is prepared once per backend and kept,
+ *		always generic, planned while inside a scope.
+ *	OeRunInSubtransaction
+ *		run a piece of work in an internal subtransaction under PG_TRY: on
+ *		an error it is rolled back and the caller's memory context and
+ *		resource owner restored, so no subtransaction of ours ever outlives
+ *		the call (a PL/pgSQL exception block around us rolls back only its
+ *		own).
+ *
+ * Query texts stay fully qualified, operators included, as a second wall.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDER_ENGINE_INTERNAL_SQL_H
+#define ORDER_ENGINE_INTERNAL_SQL_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+
+/* the role internal work runs as */
+#define OE_OWNER_ROLE_NAME		"order_engine_owner"
+
+/* the search path internal work runs under */
+#define OE_PINNED_SEARCH_PATH	"pg_catalog, pg_temp"
+
+/* ---- who: the owner role ---- */
+
+/* order_engine_owner's oid; an error if it is missing or a superuser */
+extern Oid	OeOwnerRoleId(void);
+
+/* ---- scopes ---- */
+
+typedef struct OeInternalScope
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel; /* 0: the path was already pinned */
+	bool		switched_user;
+} OeInternalScope;
+
+/* become the owner (as_owner) or stay the caller; pin the search path */
+extern void OeInternalEnter(OeInternalScope *scope, bool as_owner);
+extern void OeInternalExit(OeInternalScope *scope);
+/* undo a scope from a PG_CATCH block, before re-throwing */
+extern void OeInternalAbort(OeInternalScope *scope);
+
+/* impl(fcinfo) as the owner, with the path pinned; restored on error */
+extern Datum OeInternalCall(FunctionCallInfo fcinfo, PGFunction impl);
+
+/* ---- kept plans ---- */
+
+#define OE_QUERY_MAX_ARGS	10
+
+typedef struct OeQuery
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[OE_QUERY_MAX_ARGS];
+	SPIPlanPtr	plan;			/* NULL until first use */
+} OeQuery;
+
+/* prepare a statement (generic plan) and keep it for the backend's life */
+extern SPIPlanPtr OeKeepPlan(const char *sql, int nargs, const Oid *argtypes);
+
+/*
+ * Run q with the given arguments (nulls as for SPI_execute_plan).  With
+ * read_only the statement sees the caller's snapshot; anything that runs
+ * after waiting for a lock must pass false to see what committed meanwhile.
+ */
+extern int	OeQueryRun(OeQuery *q, Datum *values, const char *nulls,
+					   bool read_only, long count);
+
+/* the plan in *slot, prepared and kept on first use */
+extern SPIPlanPtr OeCachedPlan(SPIPlanPtr *slot, const char *sql, int nargs,
+							   const Oid *argtypes);
+
+/* run a kept plan (from OeKeepPlan); SPI failures are bugs */
+extern int	OeExecPlan(SPIPlanPtr plan, Datum *values, const char *nulls,
+					   bool read_only, long count);
+
+/* first column of the first row of the last result, or isnull */
+extern Datum OeQueryValue(int column, bool *isnull);
+
+/* the first (bigint, not null) column of the last result, copied out */
+extern int64 *OeQueryInt64Column(uint64 *n);
+
+/* ---- subtransactions ---- */
+
+/* work for OeRunInSubtransaction: true keeps what it did, false undoes it */
+typedef bool (*OeSubxactWork) (void *arg);
+
+/*
+ * Run work(arg) in an internal subtransaction.  Returns what work
+ * returned (its changes kept only when true).  On an error the
+ * subtransaction is rolled back; then with edata NULL the error is
+ * re-thrown, otherwise *edata gets a copy (in the caller's memory context)
+ * and the result is false.
+ */
+extern bool OeRunInSubtransaction(OeSubxactWork work, void *arg,
+								  ErrorData **edata);
+
+#endif							/* ORDER_ENGINE_INTERNAL_SQL_H */
