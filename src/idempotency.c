@@ -507,7 +507,7 @@ oe_idem_abort(PG_FUNCTION_ARGS)
 
 /*
  * The two calls of every idempotent request are not SECURITY DEFINER: they
- * run as the owner through owner.c, without a function SET's per-call
+ * run as the owner through internal_sql.c, without a function SET's per-call
  * cost.  idem_abort, a rare call, stays SECURITY DEFINER.
  */
 Datum

@@ -7,7 +7,7 @@
  * Every status change goes through OeOrderTransition (order_state.c);
  * stock moves through the stock API (stock.h); update_order goes through
  * the generic versioned update (versioned_update.h).  The functions run as
- * the extension's owner (SECURITY DEFINER, or owner.c for place_order) so
+ * the extension's owner (SECURITY DEFINER, or internal_sql.c for place_order) so
  * the application role writes order tables only through them.
  *
  *-------------------------------------------------------------------------
@@ -447,7 +447,7 @@ place_order(FunctionCallInfo fcinfo)
 
 /*
  * place_order is the hot entry point of orders: not SECURITY DEFINER, it
- * becomes the owner in C (owner.c) without a function SET's per-call cost.
+ * becomes the owner in C (internal_sql.c) without a function SET's per-call cost.
  */
 PG_FUNCTION_INFO_V1(oe_place_order);
 Datum

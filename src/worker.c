@@ -27,6 +27,8 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/backend_status.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -59,6 +61,39 @@ oe_worker_pin_settings(void)
 		SetConfigOption(pinned[i][0], pinned[i][1], PGC_SUSET, PGC_S_OVERRIDE);
 }
 
+/*
+ * Become order_engine_owner for the rest of the process, once the
+ * extension (and so the role) exists.  The worker must connect as a role
+ * that can log in (PostgreSQL 15 refuses NOLOGIN roles for background
+ * workers), so it connects as the bootstrap superuser and gives that up
+ * here, before it runs any statement of ours; pg_stat_activity then shows
+ * the role it works as.  Outside a transaction, so no abort undoes it.
+ */
+static bool
+oe_worker_become_owner(void)
+{
+	static bool done = false;
+	Oid			owner = InvalidOid;
+
+	if (done)
+		return true;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	/* an extension older than 0.6 has no owner role: idle until updated */
+	if (OidIsValid(get_role_oid(OE_OWNER_ROLE_NAME, true)))
+		owner = OeOwnerRoleId();
+	CommitTransactionCommand();
+	if (!OidIsValid(owner))
+		return false;
+
+	SetSessionAuthorization(owner, false);
+	PGSTAT_BEGIN_WRITE_ACTIVITY(MyBEEntry);
+	MyBEEntry->st_userid = owner;
+	PGSTAT_END_WRITE_ACTIVITY(MyBEEntry);
+	done = true;
+	return true;
+}
+
 static bool
 oe_extension_installed(void)
 {
@@ -68,7 +103,7 @@ oe_extension_installed(void)
 	StartTransactionCommand();
 	installed = OidIsValid(get_extension_oid(OE_EXTENSION_NAME, true));
 	CommitTransactionCommand();
-	return installed;
+	return installed && oe_worker_become_owner();
 }
 
 /*
