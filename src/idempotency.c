@@ -100,7 +100,7 @@ prepare_plans(void)
 	plan_claim = OeKeepPlan(
 		"WITH cur AS ("
 		" SELECT fingerprint, state, response, claimed_at, expires_at FROM " KEYS_TABLE
-		" WHERE scope = $1 AND key = $2),"
+		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2),"
 		" ins AS ("
 		" INSERT INTO " KEYS_TABLE
 		" (scope, key, fingerprint, state, claim_owner, claim_pid, claimed_at, created_at, expires_at)"
@@ -111,32 +111,36 @@ prepare_plans(void)
 		6, t_ins);
 	plan_read_locked = OeKeepPlan(
 		"SELECT fingerprint, state, response, claimed_at, expires_at FROM " KEYS_TABLE
-		" WHERE scope = $1 AND key = $2 FOR UPDATE SKIP LOCKED",
+		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
+		" FOR UPDATE SKIP LOCKED",
 		2, t_key);
 	plan_reset = OeKeepPlan(
 		"UPDATE " KEYS_TABLE
 		" SET fingerprint = $3, state = 'in_progress', response = NULL,"
 		" claim_owner = $4, claim_pid = $5, claimed_at = pg_catalog.now(),"
 		" created_at = pg_catalog.now(), completed_at = NULL, expires_at = $6"
-		" WHERE scope = $1 AND key = $2",
+		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
 		6, t_reset);
 	plan_takeover = OeKeepPlan(
 		"UPDATE " KEYS_TABLE
 		" SET claim_owner = $3, claim_pid = $4, claimed_at = pg_catalog.now()"
-		" WHERE scope = $1 AND key = $2",
+		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
 		4, t_take);
 	plan_finish = OeKeepPlan(
 		"UPDATE " KEYS_TABLE
 		" SET state = 'completed', response = $4, completed_at = pg_catalog.now(),"
 		" claim_owner = NULL, claim_pid = NULL"
-		" WHERE scope = $1 AND key = $2 AND state = 'in_progress' AND claim_owner = $3",
+		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
+		" AND state OPERATOR(pg_catalog.=) 'in_progress' AND claim_owner OPERATOR(pg_catalog.=) $3",
 		4, t_finish);
 	plan_abort = OeKeepPlan(
 		"DELETE FROM " KEYS_TABLE
-		" WHERE scope = $1 AND key = $2 AND state = 'in_progress' AND claim_owner = $3",
+		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
+		" AND state OPERATOR(pg_catalog.=) 'in_progress' AND claim_owner OPERATOR(pg_catalog.=) $3",
 		3, t_abort);
 	plan_diagnose = OeKeepPlan(
-		"SELECT state, claim_pid FROM " KEYS_TABLE " WHERE scope = $1 AND key = $2",
+		"SELECT state, claim_pid FROM " KEYS_TABLE
+		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
 		2, t_key);
 }
 

@@ -160,21 +160,21 @@ static OeQuery select_batch_skus = {
 	"SELECT h.sku_id, pg_catalog.array_agg(DISTINCT h.buyer_id)"
 	"  FILTER (WHERE h.buyer_id IS NOT NULL)"
 	" FROM order_engine.stock_hold h"
-	" WHERE h.order_no = ANY ($1) AND h.state = 'held'"
+	" WHERE h.order_no OPERATOR(pg_catalog.=) ANY ($1) AND h.state OPERATOR(pg_catalog.=) 'held'"
 	" GROUP BY h.sku_id ORDER BY h.sku_id",
 	1, {INT8ARRAYOID}
 };
 
 static OeQuery lock_sku_tallies = {
 	"SELECT 1 FROM order_engine.purchase_tally t"
-	" WHERE t.sku_id = $1 AND t.buyer_id = ANY ($2)"
+	" WHERE t.sku_id OPERATOR(pg_catalog.=) $1 AND t.buyer_id OPERATOR(pg_catalog.=) ANY ($2)"
 	" ORDER BY t.buyer_id FOR UPDATE",
 	2, {INT8OID, INT8ARRAYOID}
 };
 
 static OeQuery lock_sku_buckets = {
 	"SELECT 1 FROM order_engine.stock_bucket b"
-	" WHERE b.sku_id = $1 ORDER BY b.bucket FOR UPDATE",
+	" WHERE b.sku_id OPERATOR(pg_catalog.=) $1 ORDER BY b.bucket FOR UPDATE",
 	1, {INT8OID}
 };
 
@@ -236,13 +236,15 @@ OeJobLockStock(const int64 *orders, int norders)
 
 static OeQuery select_next_due = {
 	"SELECT LEAST("
-	" (SELECT h.expires_at FROM order_engine.stock_hold h WHERE h.state = 'held'"
+	" (SELECT h.expires_at FROM order_engine.stock_hold h WHERE h.state OPERATOR(pg_catalog.=) 'held'"
 	"   AND NOT EXISTS (SELECT FROM order_engine.quarantine q"
-	"                    WHERE q.job = 'release_expired' AND q.item = h.order_no)"
+	"                    WHERE q.job OPERATOR(pg_catalog.=) 'release_expired'"
+	"                      AND q.item OPERATOR(pg_catalog.=) h.order_no)"
 	"   ORDER BY h.expires_at LIMIT 1),"
-	" (SELECT o.pay_deadline FROM order_engine.orders o WHERE o.status = 'pending_payment'"
+	" (SELECT o.pay_deadline FROM order_engine.orders o WHERE o.status OPERATOR(pg_catalog.=) 'pending_payment'"
 	"   AND NOT EXISTS (SELECT FROM order_engine.quarantine q"
-	"                    WHERE q.job = 'close_unpaid' AND q.item = o.order_no)"
+	"                    WHERE q.job OPERATOR(pg_catalog.=) 'close_unpaid'"
+	"                      AND q.item OPERATOR(pg_catalog.=) o.order_no)"
 	"   ORDER BY o.pay_deadline LIMIT 1))",
 	0, {0}
 };

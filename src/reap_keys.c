@@ -50,16 +50,16 @@ OeReapExpiredKeys(int32 max_rows)
 		plan_reap_keys = OeKeepPlan(
 			"DELETE FROM order_engine.idempotency_keys k USING ("
 			" SELECT scope, key FROM order_engine.idempotency_keys"
-			" WHERE expires_at <= pg_catalog.now()"
+			" WHERE expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 			" ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) d"
-			" WHERE k.scope = d.scope AND k.key = d.key",
+			" WHERE k.scope OPERATOR(pg_catalog.=) d.scope AND k.key OPERATOR(pg_catalog.=) d.key",
 			1, types);
 		plan_reap_tokens = OeKeepPlan(
 			"DELETE FROM order_engine.checkout_tokens t USING ("
 			" SELECT token_hash FROM order_engine.checkout_tokens"
-			" WHERE expires_at <= pg_catalog.now()"
+			" WHERE expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 			" ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) d"
-			" WHERE t.token_hash = d.token_hash",
+			" WHERE t.token_hash OPERATOR(pg_catalog.=) d.token_hash",
 			1, types);
 	}
 

@@ -84,86 +84,93 @@ static SPIPlanPtr plan_info;
 static const char sql_info[] =
 "SELECT s.sku_id IS NOT NULL, s.purchase_limit, s.nbuckets,"
 "  (SELECT COALESCE(pg_catalog.sum(b.available), 0)::pg_catalog.int8"
-"     FROM order_engine.stock_bucket b WHERE b.sku_id = u.sku_id),"
+"     FROM order_engine.stock_bucket b WHERE b.sku_id OPERATOR(pg_catalog.=) u.sku_id),"
 "  h.qty, h.state, h.buyer_id,"
-"  (SELECT pg_catalog.count(*) FROM order_engine.stock_hold o WHERE o.order_no = $2)"
+"  (SELECT pg_catalog.count(*) FROM order_engine.stock_hold o WHERE o.order_no OPERATOR(pg_catalog.=) $2)"
 " FROM pg_catalog.unnest($1::pg_catalog.int8[]) WITH ORDINALITY AS u(sku_id, i)"
-" LEFT JOIN order_engine.sku s ON s.sku_id = u.sku_id"
-" LEFT JOIN order_engine.stock_hold h ON h.order_no = $2 AND h.sku_id = u.sku_id"
+" LEFT JOIN order_engine.sku s ON s.sku_id OPERATOR(pg_catalog.=) u.sku_id"
+" LEFT JOIN order_engine.stock_hold h ON h.order_no OPERATOR(pg_catalog.=) $2"
+"  AND h.sku_id OPERATOR(pg_catalog.=) u.sku_id"
 " ORDER BY u.i";
 
 static SPIPlanPtr plan_order_count;
 static const char sql_order_count[] =
-"SELECT pg_catalog.count(*) FROM order_engine.stock_hold WHERE order_no = $1";
+"SELECT pg_catalog.count(*) FROM order_engine.stock_hold WHERE order_no OPERATOR(pg_catalog.=) $1";
 
 static SPIPlanPtr plan_sku_info;
 static const char sql_sku_info[] =
 "SELECT s.nbuckets,"
 "  (SELECT COALESCE(pg_catalog.sum(b.available), 0)::pg_catalog.int8"
-"     FROM order_engine.stock_bucket b WHERE b.sku_id = s.sku_id)"
-" FROM order_engine.sku s WHERE s.sku_id = $1";
+"     FROM order_engine.stock_bucket b WHERE b.sku_id OPERATOR(pg_catalog.=) s.sku_id)"
+" FROM order_engine.sku s WHERE s.sku_id OPERATOR(pg_catalog.=) $1";
 
 /* the plain SKU: one conditional decrement of its only bucket */
 static SPIPlanPtr plan_take0;
 static const char sql_take0[] =
-"UPDATE order_engine.stock_bucket SET available = available - $2,"
-"  held = held + $3, sold = sold + $4"
-" WHERE sku_id = $1 AND bucket = 0 AND available >= $2";
+"UPDATE order_engine.stock_bucket SET available = available OPERATOR(pg_catalog.-) $2,"
+"  held = held OPERATOR(pg_catalog.+) $3, sold = sold OPERATOR(pg_catalog.+) $4"
+" WHERE sku_id OPERATOR(pg_catalog.=) $1 AND bucket OPERATOR(pg_catalog.=) 0"
+"  AND available OPERATOR(pg_catalog.>=) $2";
 
 /* a bucketed SKU: the first bucket, from a per-backend start, that has
  * enough and that nobody holds locked */
 static SPIPlanPtr plan_take_skip;
 static const char sql_take_skip[] =
-"UPDATE order_engine.stock_bucket b SET available = b.available - $2,"
-"  held = b.held + $3, sold = b.sold + $4"
-" WHERE b.sku_id = $1 AND b.bucket ="
+"UPDATE order_engine.stock_bucket b SET available = b.available OPERATOR(pg_catalog.-) $2,"
+"  held = b.held OPERATOR(pg_catalog.+) $3, sold = b.sold OPERATOR(pg_catalog.+) $4"
+" WHERE b.sku_id OPERATOR(pg_catalog.=) $1 AND b.bucket OPERATOR(pg_catalog.=)"
 "  (SELECT c.bucket FROM order_engine.stock_bucket c"
-"    WHERE c.sku_id = $1 AND c.available >= $2"
-"    ORDER BY (c.bucket + $5) % $6 LIMIT 1 FOR UPDATE SKIP LOCKED)"
+"    WHERE c.sku_id OPERATOR(pg_catalog.=) $1 AND c.available OPERATOR(pg_catalog.>=) $2"
+"    ORDER BY (c.bucket OPERATOR(pg_catalog.+) $5) OPERATOR(pg_catalog.%) $6"
+"    LIMIT 1 FOR UPDATE SKIP LOCKED)"
 " RETURNING b.bucket";
 
 /* several buckets with stock that nobody holds locked, in bucket order */
 static SPIPlanPtr plan_gather_skip;
 static const char sql_gather_skip[] =
 "SELECT bucket, available FROM order_engine.stock_bucket"
-" WHERE sku_id = $1 AND available > 0 ORDER BY bucket FOR UPDATE SKIP LOCKED";
+" WHERE sku_id OPERATOR(pg_catalog.=) $1 AND available OPERATOR(pg_catalog.>) 0"
+" ORDER BY bucket FOR UPDATE SKIP LOCKED";
 
 /* wait for one bucket that has enough as of our snapshot */
 static SPIPlanPtr plan_take_wait;
 static const char sql_take_wait[] =
-"UPDATE order_engine.stock_bucket b SET available = b.available - $2,"
-"  held = b.held + $3, sold = b.sold + $4"
-" WHERE b.sku_id = $1 AND b.available >= $2 AND b.bucket ="
+"UPDATE order_engine.stock_bucket b SET available = b.available OPERATOR(pg_catalog.-) $2,"
+"  held = b.held OPERATOR(pg_catalog.+) $3, sold = b.sold OPERATOR(pg_catalog.+) $4"
+" WHERE b.sku_id OPERATOR(pg_catalog.=) $1 AND b.available OPERATOR(pg_catalog.>=) $2"
+"  AND b.bucket OPERATOR(pg_catalog.=)"
 "  (SELECT c.bucket FROM order_engine.stock_bucket c"
-"    WHERE c.sku_id = $1 AND c.available >= $2"
-"    ORDER BY (c.bucket + $5) % $6 LIMIT 1)"
+"    WHERE c.sku_id OPERATOR(pg_catalog.=) $1 AND c.available OPERATOR(pg_catalog.>=) $2"
+"    ORDER BY (c.bucket OPERATOR(pg_catalog.+) $5) OPERATOR(pg_catalog.%) $6 LIMIT 1)"
 " RETURNING b.bucket";
 
 /* the slow path: wait for and lock every bucket with stock, in order */
 static SPIPlanPtr plan_lock_avail;
 static const char sql_lock_avail[] =
 "SELECT bucket, available FROM order_engine.stock_bucket"
-" WHERE sku_id = $1 AND available > 0 ORDER BY bucket FOR UPDATE";
+" WHERE sku_id OPERATOR(pg_catalog.=) $1 AND available OPERATOR(pg_catalog.>) 0"
+" ORDER BY bucket FOR UPDATE";
 
 static SPIPlanPtr plan_move;
 static const char sql_move[] =
-"UPDATE order_engine.stock_bucket SET available = available + $3,"
-"  held = held + $4, sold = sold + $5"
-" WHERE sku_id = $1 AND bucket = $2";
+"UPDATE order_engine.stock_bucket SET available = available OPERATOR(pg_catalog.+) $3,"
+"  held = held OPERATOR(pg_catalog.+) $4, sold = sold OPERATOR(pg_catalog.+) $5"
+" WHERE sku_id OPERATOR(pg_catalog.=) $1 AND bucket OPERATOR(pg_catalog.=) $2";
 
 /* the purchase limit: the conditional upsert is both lock and check */
 static SPIPlanPtr plan_tally_add;
 static const char sql_tally_add[] =
 "INSERT INTO order_engine.purchase_tally AS t (sku_id, buyer_id, units)"
 " VALUES ($1, $2, $3)"
-" ON CONFLICT (sku_id, buyer_id) DO UPDATE SET units = t.units + excluded.units"
-"  WHERE $4::pg_catalog.int8 IS NULL OR t.units + excluded.units <= $4"
+" ON CONFLICT (sku_id, buyer_id) DO UPDATE SET units = t.units OPERATOR(pg_catalog.+) excluded.units"
+"  WHERE $4::pg_catalog.int8 IS NULL"
+"   OR (t.units OPERATOR(pg_catalog.+) excluded.units) OPERATOR(pg_catalog.<=) $4"
 " RETURNING t.units";
 
 static SPIPlanPtr plan_tally_sub;
 static const char sql_tally_sub[] =
-"UPDATE order_engine.purchase_tally SET units = units - $3"
-" WHERE sku_id = $1 AND buyer_id = $2";
+"UPDATE order_engine.purchase_tally SET units = units OPERATOR(pg_catalog.-) $3"
+" WHERE sku_id OPERATOR(pg_catalog.=) $1 AND buyer_id OPERATOR(pg_catalog.=) $2";
 
 static SPIPlanPtr plan_hold_insert;
 static const char sql_hold_insert[] =
@@ -171,35 +178,36 @@ static const char sql_hold_insert[] =
 "   (order_no, sku_id, qty, state, expires_at, buyer_id, buckets, bucket_qtys)"
 "   VALUES ($1, $2, $3, 'held', $4, $5, $6, $7) RETURNING 1)"
 " INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold, order_no)"
-" SELECT $2, 'hold', -$3, $3, 0, $1 FROM h";
+" SELECT $2, 'hold', OPERATOR(pg_catalog.-) $3, $3, 0, $1 FROM h";
 
 static SPIPlanPtr plan_order_holds;
 static const char sql_order_holds[] =
 "SELECT " HOLD_COLUMNS " FROM order_engine.stock_hold"
-" WHERE order_no = $1 ORDER BY sku_id FOR UPDATE";
+" WHERE order_no OPERATOR(pg_catalog.=) $1 ORDER BY sku_id FOR UPDATE";
 
 static SPIPlanPtr plan_hold_lock;
 static const char sql_hold_lock[] =
 "SELECT " HOLD_COLUMNS " FROM order_engine.stock_hold"
-" WHERE order_no = $1 AND sku_id = $2 FOR UPDATE";
+" WHERE order_no OPERATOR(pg_catalog.=) $1 AND sku_id OPERATOR(pg_catalog.=) $2 FOR UPDATE";
 
 static SPIPlanPtr plan_expired;
 static const char sql_expired[] =
 "SELECT " HOLD_COLUMNS " FROM order_engine.stock_hold"
-" WHERE state = 'held' AND expires_at <= $1"
+" WHERE state OPERATOR(pg_catalog.=) 'held' AND expires_at OPERATOR(pg_catalog.<=) $1"
 " ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED";
 
 static SPIPlanPtr plan_transition;
 static const char sql_transition[] =
 "WITH h AS (UPDATE order_engine.stock_hold SET state = $3, updated_at = pg_catalog.now()"
-"   WHERE order_no = $1 AND sku_id = $2 AND state = 'held' RETURNING 1)"
+"   WHERE order_no OPERATOR(pg_catalog.=) $1 AND sku_id OPERATOR(pg_catalog.=) $2"
+"     AND state OPERATOR(pg_catalog.=) 'held' RETURNING 1)"
 " INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold, order_no)"
 " SELECT $2, $4, $5, $6, $7, $1 FROM h";
 
 static SPIPlanPtr plan_sale;
 static const char sql_sale[] =
 "INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold)"
-" VALUES ($1, 'sale', -$2, 0, $2)";
+" VALUES ($1, 'sale', OPERATOR(pg_catalog.-) $2, 0, $2)";
 
 /* spreads concurrent takers of a bucketed SKU over different buckets */
 static uint32 take_counter = 0;

@@ -32,32 +32,36 @@ static const char sql_sku_create[] =
 
 static SPIPlanPtr plan_sku_lock;
 static const char sql_sku_lock[] =
-"SELECT nbuckets FROM order_engine.sku WHERE sku_id = $1 FOR UPDATE";
+"SELECT nbuckets FROM order_engine.sku WHERE sku_id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
 
 static SPIPlanPtr plan_buckets_ensure;
 static const char sql_buckets_ensure[] =
 "INSERT INTO order_engine.stock_bucket (sku_id, bucket)"
-" SELECT $1, g FROM pg_catalog.generate_series(0, $2 - 1) AS g"
+" SELECT $1, g FROM pg_catalog.generate_series(0, $2 OPERATOR(pg_catalog.-) 1) AS g"
 " ON CONFLICT (sku_id, bucket) DO NOTHING";
 
 static SPIPlanPtr plan_buckets_lock;
 static const char sql_buckets_lock[] =
 "SELECT bucket, available, held, sold FROM order_engine.stock_bucket"
-" WHERE sku_id = $1 ORDER BY bucket FOR UPDATE";
+" WHERE sku_id OPERATOR(pg_catalog.=) $1 ORDER BY bucket FOR UPDATE";
 
 static SPIPlanPtr plan_bucket_set;
 static const char sql_bucket_set[] =
-"UPDATE order_engine.stock_bucket SET available = available + $3, sold = sold + $4"
-" WHERE sku_id = $1 AND bucket = $2";
+"UPDATE order_engine.stock_bucket SET available = available OPERATOR(pg_catalog.+) $3,"
+"  sold = sold OPERATOR(pg_catalog.+) $4"
+" WHERE sku_id OPERATOR(pg_catalog.=) $1 AND bucket OPERATOR(pg_catalog.=) $2";
 
 static SPIPlanPtr plan_buckets_trim;
 static const char sql_buckets_trim[] =
 "DELETE FROM order_engine.stock_bucket"
-" WHERE sku_id = $1 AND bucket >= $2 AND held = 0 AND available = 0 AND sold = 0";
+" WHERE sku_id OPERATOR(pg_catalog.=) $1 AND bucket OPERATOR(pg_catalog.>=) $2"
+"  AND held OPERATOR(pg_catalog.=) 0 AND available OPERATOR(pg_catalog.=) 0"
+"  AND sold OPERATOR(pg_catalog.=) 0";
 
 static SPIPlanPtr plan_sku_set_n;
 static const char sql_sku_set_n[] =
-"UPDATE order_engine.sku SET nbuckets = $2, updated_at = pg_catalog.now() WHERE sku_id = $1";
+"UPDATE order_engine.sku SET nbuckets = $2, updated_at = pg_catalog.now()"
+" WHERE sku_id OPERATOR(pg_catalog.=) $1";
 
 static SPIPlanPtr plan_journal;
 static const char sql_journal[] =
@@ -72,7 +76,7 @@ static const char sql_set_price[] =
 static SPIPlanPtr plan_set_limit;
 static const char sql_set_limit[] =
 "UPDATE order_engine.sku SET purchase_limit = $2, updated_at = pg_catalog.now()"
-" WHERE sku_id = $1";
+" WHERE sku_id OPERATOR(pg_catalog.=) $1";
 
 typedef struct BucketRow
 {

@@ -119,8 +119,9 @@ oe_consume_token(PG_FUNCTION_ARGS)
 		Oid			types[2] = {INT8OID, BYTEAOID};
 
 		plan_consume = OeKeepPlan("DELETE FROM " TOKENS_TABLE
-								 " WHERE token_hash = $2 AND buyer_id = $1"
-								 " AND expires_at > pg_catalog.now()",
+								 " WHERE token_hash OPERATOR(pg_catalog.=) $2"
+								 " AND buyer_id OPERATOR(pg_catalog.=) $1"
+								 " AND expires_at OPERATOR(pg_catalog.>) pg_catalog.now()",
 								 2, types);
 	}
 	if (SPI_execute_plan(plan_consume, args, NULL, false, 0) != SPI_OK_DELETE)
