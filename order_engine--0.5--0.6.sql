@@ -113,3 +113,15 @@ $own$;
 /* the owner role needs nothing outside its own objects */
 REVOKE ALL ON SCHEMA order_engine FROM PUBLIC;
 REVOKE ALL ON SCHEMA order_engine_archive FROM PUBLIC;
+
+/*
+ * Dump and restore: archive_watermark's singleton row was made by the
+ * script, so every dump carried a second copy of it and pg_restore failed
+ * on the duplicate.  The archive job now makes the row on its first batch;
+ * a row no batch ever touched goes.  The identity sequence of the stock
+ * journal was not dumped, so a restored database failed its first
+ * restock: it is dumped now, like the outbox's.
+ */
+DELETE FROM @extschema@.archive_watermark
+ WHERE last_batch_at IS NULL AND archived_total OPERATOR(pg_catalog.=) 0;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.stock_movement_movement_id_seq', '');

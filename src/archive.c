@@ -44,10 +44,19 @@ static OeQuery move_order = {
 	1, {INT8OID}
 };
 
+/*
+ * The singleton row is made here on the first batch, not by the install
+ * script: a row the script made would be in every dump as well and clash
+ * with it on restore (pg_extension_config_dump).
+ */
 static OeQuery update_watermark = {
-	"UPDATE order_engine.archive_watermark"
-	" SET max_order_no = GREATEST(max_order_no, $1),"
-	"     archived_total = archived_total + $2, last_batch_at = pg_catalog.now()",
+	"INSERT INTO order_engine.archive_watermark AS w"
+	"  (singleton, max_order_no, archived_total, last_batch_at)"
+	" VALUES (true, $1, $2, pg_catalog.now())"
+	" ON CONFLICT (singleton) DO UPDATE"
+	" SET max_order_no = GREATEST(w.max_order_no, excluded.max_order_no),"
+	"     archived_total = w.archived_total OPERATOR(pg_catalog.+) excluded.archived_total,"
+	"     last_batch_at = excluded.last_batch_at",
 	2, {INT8OID, INT8OID}
 };
 
