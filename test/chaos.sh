@@ -321,6 +321,15 @@ for round in $(seq 1 "$ROUNDS"); do
     say "round $round: killed after ${delay}s, $n transactions, restarted, checked ($FAILS failures so far)"
 done
 
+# integrity after all the crashes: every heap page and every index entry
+# of the extension's tables (pg_amcheck --heapallindexed)
+if "$BIN/pg_amcheck" -h "$DIR" -p "$PORT" -U postgres --install-missing --heapallindexed \
+        --schema order_engine --schema order_engine_archive postgres >"$DIR/amcheck.log" 2>&1; then
+    say "pg_amcheck --heapallindexed: clean"
+else
+    fail final "pg_amcheck: $(head -c 300 "$DIR/amcheck.log")"
+fi
+
 errs=$(psql_su -c "SELECT coalesce(string_agg(sqlstate || ' ' || n, ', '), 'none') FROM (SELECT sqlstate, count(*) n FROM chaos.errors GROUP BY 1 ORDER BY 1) e")
 ids=$(grep -c 'chaos-id ' "$LOG" || true)
 orders=$(psql_su -c "SELECT count(*) FROM chaos.placed")

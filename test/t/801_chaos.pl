@@ -22,4 +22,5 @@ note $stderr if $stderr;
 ok($ok, "chaos: $rounds rounds of kill -9 under load, every invariant held");
 like($stdout, qr/crashes survived: $rounds\b/, 'the server came back after every kill');
 like($stdout, qr/failures: 0$/m, 'no check failed');
+like($stdout, qr/pg_amcheck --heapallindexed: clean/, 'pg_amcheck: heap and indexes intact after the crashes');
 done_testing();
