@@ -50,6 +50,58 @@ COMMENT ON ROLE order_engine_owner IS
     'order_engine: owns the extension''s objects; internal statements and the worker run as it (NOLOGIN, no members)';
 
 /*
+ * Idempotency behind a pooler: a claim token that finishes or aborts a
+ * claim from any session (docs/idempotency.md, "Pooled connections").
+ * idem_begin gains a result column and idem_finish / idem_abort an
+ * argument, so they are made anew.  The C entry points are the same and
+ * serve both shapes (the row type the caller declared, PG_NARGS), so a
+ * backend that still runs 0.5's functions on the new library, or the
+ * reverse, keeps working.
+ */
+ALTER TABLE @extschema@.idempotency_keys ADD COLUMN claim_hash bytea;
+COMMENT ON COLUMN @extschema@.idempotency_keys.claim_hash IS
+    'SHA-256 of the claim token idem_begin returned with "started"; the token itself is never stored';
+
+DROP FUNCTION @extschema@.idem_begin(text, text, jsonb, interval);
+DROP FUNCTION @extschema@.idem_finish(text, text, jsonb);
+DROP FUNCTION @extschema@.idem_abort(text, text);
+
+CREATE FUNCTION @extschema@.idem_begin(
+    scope text, key text, request jsonb, ttl interval DEFAULT '24 hours')
+RETURNS TABLE (state text, response jsonb, claim text)
+LANGUAGE C VOLATILE
+ROWS 1
+AS 'MODULE_PATHNAME', 'oe_idem_begin';
+
+COMMENT ON FUNCTION @extschema@.idem_begin(text, text, jsonb, interval) IS
+    'Claim an idempotency key: started (yours now, with a claim token for idem_finish/idem_abort from any session), in_progress (someone else''s, never waits) or completed (with the stored response); OE003 when the key was used for another request';
+
+CREATE FUNCTION @extschema@.idem_finish(scope text, key text, response jsonb,
+                                        claim text DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'oe_idem_finish';
+
+COMMENT ON FUNCTION @extschema@.idem_finish(text, text, jsonb, text) IS
+    'Store the response of a claimed idempotency key and complete it; with the claim token from any session, without it only from the claiming session; OE016 unknown key, OE017 claim not held (or taken over)';
+
+CREATE FUNCTION @extschema@.idem_abort(scope text, key text, claim text DEFAULT NULL)
+RETURNS void
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'oe_idem_abort';
+
+COMMENT ON FUNCTION @extschema@.idem_abort(text, text, text) IS
+    'Give up a claimed idempotency key (it is deleted) so a retry may run; with the claim token from any session; OE016 unknown key, OE017 claim not held';
+
+REVOKE ALL ON FUNCTION @extschema@.idem_begin(text, text, jsonb, interval),
+    @extschema@.idem_finish(text, text, jsonb, text),
+    @extschema@.idem_abort(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.idem_begin(text, text, jsonb, interval),
+    @extschema@.idem_finish(text, text, jsonb, text),
+    @extschema@.idem_abort(text, text, text) TO order_engine_app;
+
+/*
  * Ownership: the schemas, and every relation and function that belongs to
  * the extension.  Indexes, identity and serial sequences and the id tags'
  * sequences (OWNED BY id_tags) follow their tables.  Later versions that

@@ -29,6 +29,13 @@
  * older than order_engine.idempotency_lease whose transaction has ended
  * may be taken over; the old holder's idem_finish then fails with OE017.
  *
+ * Behind a pooler the next call may come on any connection, so "started"
+ * also returns a claim token: 32 random bytes as 43 base64url characters,
+ * stored only as its SHA-256 (claim_hash), like a checkout token.
+ * idem_finish and idem_abort with the token work from any session; a
+ * takeover draws a new token, so the old one then fails with OE017.
+ * Without a token they keep the same-session rule.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -81,12 +88,12 @@ typedef enum IdemOutcome
 static void
 prepare_plans(void)
 {
-	Oid			t_ins[6] = {TEXTOID, TEXTOID, BYTEAOID, INT8OID, INT4OID, TIMESTAMPTZOID};
+	Oid			t_ins[7] = {TEXTOID, TEXTOID, BYTEAOID, INT8OID, INT4OID, TIMESTAMPTZOID, BYTEAOID};
 	Oid			t_key[2] = {TEXTOID, TEXTOID};
-	Oid			t_reset[6] = {TEXTOID, TEXTOID, BYTEAOID, INT8OID, INT4OID, TIMESTAMPTZOID};
-	Oid			t_take[4] = {TEXTOID, TEXTOID, INT8OID, INT4OID};
-	Oid			t_finish[4] = {TEXTOID, TEXTOID, INT8OID, JSONBOID};
-	Oid			t_abort[3] = {TEXTOID, TEXTOID, INT8OID};
+	Oid			t_reset[7] = {TEXTOID, TEXTOID, BYTEAOID, INT8OID, INT4OID, TIMESTAMPTZOID, BYTEAOID};
+	Oid			t_take[5] = {TEXTOID, TEXTOID, INT8OID, INT4OID, BYTEAOID};
+	Oid			t_finish[5] = {TEXTOID, TEXTOID, INT8OID, JSONBOID, BYTEAOID};
+	Oid			t_abort[4] = {TEXTOID, TEXTOID, INT8OID, BYTEAOID};
 
 	if (plan_diagnose != NULL)
 		return;
@@ -103,12 +110,12 @@ prepare_plans(void)
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2),"
 		" ins AS ("
 		" INSERT INTO " KEYS_TABLE
-		" (scope, key, fingerprint, state, claim_owner, claim_pid, claimed_at, created_at, expires_at)"
-		" SELECT $1, $2, $3, 'in_progress', $4, $5, pg_catalog.now(), pg_catalog.now(), $6"
+		" (scope, key, fingerprint, state, claim_owner, claim_pid, claimed_at, created_at, expires_at, claim_hash)"
+		" SELECT $1, $2, $3, 'in_progress', $4, $5, pg_catalog.now(), pg_catalog.now(), $6, $7"
 		" WHERE NOT EXISTS (SELECT FROM cur)"
 		" ON CONFLICT (scope, key) DO NOTHING RETURNING true AS inserted)"
 		" SELECT cur.*, (SELECT inserted FROM ins) FROM (SELECT) AS one LEFT JOIN cur ON true",
-		6, t_ins);
+		7, t_ins);
 	plan_read_locked = OeKeepPlan(
 		"SELECT fingerprint, state, response, claimed_at, expires_at FROM " KEYS_TABLE
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
@@ -118,26 +125,32 @@ prepare_plans(void)
 		"UPDATE " KEYS_TABLE
 		" SET fingerprint = $3, state = 'in_progress', response = NULL,"
 		" claim_owner = $4, claim_pid = $5, claimed_at = pg_catalog.now(),"
-		" created_at = pg_catalog.now(), completed_at = NULL, expires_at = $6"
+		" created_at = pg_catalog.now(), completed_at = NULL, expires_at = $6,"
+		" claim_hash = $7"
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
-		6, t_reset);
+		7, t_reset);
 	plan_takeover = OeKeepPlan(
 		"UPDATE " KEYS_TABLE
-		" SET claim_owner = $3, claim_pid = $4, claimed_at = pg_catalog.now()"
+		" SET claim_owner = $3, claim_pid = $4, claimed_at = pg_catalog.now(),"
+		" claim_hash = $5"
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
-		4, t_take);
+		5, t_take);
 	plan_finish = OeKeepPlan(
 		"UPDATE " KEYS_TABLE
 		" SET state = 'completed', response = $4, completed_at = pg_catalog.now(),"
-		" claim_owner = NULL, claim_pid = NULL"
+		" claim_owner = NULL, claim_pid = NULL, claim_hash = NULL"
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
-		" AND state OPERATOR(pg_catalog.=) 'in_progress' AND claim_owner OPERATOR(pg_catalog.=) $3",
-		4, t_finish);
+		" AND state OPERATOR(pg_catalog.=) 'in_progress'"
+		" AND CASE WHEN $5 IS NULL THEN claim_owner OPERATOR(pg_catalog.=) $3"
+		"          ELSE claim_hash OPERATOR(pg_catalog.=) $5 END",
+		5, t_finish);
 	plan_abort = OeKeepPlan(
 		"DELETE FROM " KEYS_TABLE
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
-		" AND state OPERATOR(pg_catalog.=) 'in_progress' AND claim_owner OPERATOR(pg_catalog.=) $3",
-		3, t_abort);
+		" AND state OPERATOR(pg_catalog.=) 'in_progress'"
+		" AND CASE WHEN $4 IS NULL THEN claim_owner OPERATOR(pg_catalog.=) $3"
+		"          ELSE claim_hash OPERATOR(pg_catalog.=) $4 END",
+		4, t_abort);
 	plan_diagnose = OeKeepPlan(
 		"SELECT state, claim_pid FROM " KEYS_TABLE
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
@@ -310,9 +323,29 @@ classify_row(bytea *fingerprint, text *scope, text *key, Datum *response,
 	return IDEM_IN_PROGRESS;
 }
 
+/* a new claim token, and its hash for the table */
+static char *
+new_claim_token(bytea **hash)
+{
+	uint8		raw[OE_TOKEN_RANDOM_BYTES];
+	char	   *token;
+
+	if (!pg_strong_random(raw, sizeof(raw)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random claim token")));
+	token = OeBase64UrlEncode(raw, sizeof(raw));
+	*hash = OeSha256Bytea(token, strlen(token));
+	return token;
+}
+
 /*
  * idem_begin(scope text, key text, request jsonb, ttl interval)
- *		RETURNS TABLE(state text, response jsonb)
+ *		RETURNS TABLE(state text, response jsonb, claim text)
+ *
+ * Before 0.6 the SQL function returned only (state, response); this C
+ * function serves both, by the row type its caller declared, so an old
+ * install script and a new library (or the reverse) still agree.
  */
 static Datum
 idem_begin(FunctionCallInfo fcinfo)
@@ -328,8 +361,10 @@ idem_begin(FunctionCallInfo fcinfo)
 	IdemOutcome outcome;
 	Datum		response = (Datum) 0;
 	bool		response_null = true;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
+	Datum		values[3];
+	bool		nulls[3] = {false, false, true};
+	char	   *claim_token = NULL;
+	bytea	   *claim_hash = NULL;
 	LOCKTAG		tag;
 	LockAcquireResult lock;
 	static const char *const state_names[] = {"started", "in_progress", "completed"};
@@ -351,9 +386,10 @@ idem_begin(FunctionCallInfo fcinfo)
 		outcome = IDEM_IN_PROGRESS;
 	else
 	{
-		Datum		args[6];
+		Datum		args[7];
 		bool		isnull;
 
+		claim_token = new_claim_token(&claim_hash);
 		SPI_connect();
 		prepare_plans();
 
@@ -363,6 +399,7 @@ idem_begin(FunctionCallInfo fcinfo)
 		args[3] = Int64GetDatum(claim_owner());
 		args[4] = Int32GetDatum(MyProcPid);
 		args[5] = TimestampTzGetDatum(expires);
+		args[6] = PointerGetDatum(claim_hash);
 
 		if (SPI_execute_plan(plan_claim, args, NULL, false, 0) != SPI_OK_SELECT ||
 			SPI_processed != 1)
@@ -393,7 +430,7 @@ idem_begin(FunctionCallInfo fcinfo)
 			}
 			else if (outcome == IDEM_TAKE_OVER)
 			{
-				Datum		targs[4] = {args[0], args[1], args[3], args[4]};
+				Datum		targs[5] = {args[0], args[1], args[3], args[4], args[6]};
 
 				if (SPI_execute_plan(plan_takeover, targs, NULL, false, 0) != SPI_OK_UPDATE)
 					elog(ERROR, "could not take over idempotency key");
@@ -417,6 +454,13 @@ idem_begin(FunctionCallInfo fcinfo)
 	values[0] = CStringGetTextDatum(state_names[outcome]);
 	values[1] = response;
 	nulls[1] = response_null;
+	if (outcome == IDEM_STARTED)
+	{
+		values[2] = CStringGetTextDatum(claim_token);
+		nulls[2] = false;
+	}
+	if (rsinfo->setDesc->natts < 3)
+		nulls[2] = true;		/* the 0.5 row type has no claim column */
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }
@@ -425,7 +469,7 @@ idem_begin(FunctionCallInfo fcinfo)
  * After idem_finish or idem_abort touched no row: say why, as an error.
  */
 static void
-raise_not_held(text *scope, text *key, const char *action)
+raise_not_held(text *scope, text *key, const char *action, bool with_token)
 {
 	Datum		args[2] = {PointerGetDatum(scope), PointerGetDatum(key)};
 	char	   *state;
@@ -446,6 +490,12 @@ raise_not_held(text *scope, text *key, const char *action)
 				 errmsg("cannot %s idempotency key \"%s\" in scope \"%s\": it is already completed",
 						action, text_to_cstring(key), text_to_cstring(scope)),
 				 errdetail("Its response was stored by an earlier idem_finish.")));
+	if (with_token)
+		ereport(ERROR,
+				(errcode(ERRCODE_OE_IDEMPOTENCY_CLAIM_NOT_HELD),
+				 errmsg("cannot %s idempotency key \"%s\" in scope \"%s\": the claim token is not the current claim's",
+						action, text_to_cstring(key), text_to_cstring(scope)),
+				 errhint("A claim older than order_engine.idempotency_lease may have been taken over by another caller.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_OE_IDEMPOTENCY_CLAIM_NOT_HELD),
 			 errmsg("cannot %s idempotency key \"%s\" in scope \"%s\": this session does not hold its claim",
@@ -456,14 +506,39 @@ raise_not_held(text *scope, text *key, const char *action)
 }
 
 /*
- * idem_finish(scope text, key text, response jsonb) RETURNS void
+ * The hash of the claim token in argument argno, if the function has that
+ * argument and it is not null; a token of the wrong shape is 22023.
+ */
+static bytea *
+claim_arg(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *t;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	t = PG_GETARG_TEXT_PP(argno);
+	if (VARSIZE_ANY_EXHDR(t) != OE_TOKEN_TEXT_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid claim token"),
+				 errdetail("A claim token is the %d-character text idem_begin returned.",
+						   OE_TOKEN_TEXT_LEN)));
+	return OeSha256Bytea(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+/*
+ * idem_finish(scope text, key text, response jsonb, claim text DEFAULT NULL)
+ *		RETURNS void
+ * (three arguments before 0.6: PG_NARGS tells.)
  */
 static Datum
 idem_finish(FunctionCallInfo fcinfo)
 {
 	text	   *scope = CheckIdemText(fcinfo, 0, "scope", OE_IDEM_MAX_SCOPE_LEN);
 	text	   *key = CheckIdemText(fcinfo, 1, "key", OE_IDEM_MAX_KEY_LEN);
-	Datum		args[4];
+	bytea	   *claim = claim_arg(fcinfo, 3);
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', claim ? ' ' : 'n'};
 
 	CheckNotNull(fcinfo, 2, "response");
 
@@ -471,19 +546,20 @@ idem_finish(FunctionCallInfo fcinfo)
 	args[1] = PointerGetDatum(key);
 	args[2] = Int64GetDatum(claim_owner());
 	args[3] = PointerGetDatum(PG_GETARG_JSONB_P(2));
+	args[4] = PointerGetDatum(claim);
 
 	SPI_connect();
 	prepare_plans();
-	if (SPI_execute_plan(plan_finish, args, NULL, false, 0) != SPI_OK_UPDATE)
+	if (SPI_execute_plan(plan_finish, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not finish idempotency key");
 	if (SPI_processed != 1)
-		raise_not_held(scope, key, "finish");
+		raise_not_held(scope, key, "finish", claim != NULL);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
 
 /*
- * idem_abort(scope text, key text) RETURNS void
+ * idem_abort(scope text, key text, claim text DEFAULT NULL) RETURNS void
  *
  * Deletes the claimed key, so that a retry starts afresh (with any
  * request: nothing was done under the old one).
@@ -493,18 +569,21 @@ oe_idem_abort(PG_FUNCTION_ARGS)
 {
 	text	   *scope = CheckIdemText(fcinfo, 0, "scope", OE_IDEM_MAX_SCOPE_LEN);
 	text	   *key = CheckIdemText(fcinfo, 1, "key", OE_IDEM_MAX_KEY_LEN);
-	Datum		args[3];
+	bytea	   *claim = claim_arg(fcinfo, 2);
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', claim ? ' ' : 'n'};
 
 	args[0] = PointerGetDatum(scope);
 	args[1] = PointerGetDatum(key);
 	args[2] = Int64GetDatum(claim_owner());
+	args[3] = PointerGetDatum(claim);
 
 	SPI_connect();
 	prepare_plans();
-	if (SPI_execute_plan(plan_abort, args, NULL, false, 0) != SPI_OK_DELETE)
+	if (SPI_execute_plan(plan_abort, args, nulls, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not abort idempotency key");
 	if (SPI_processed != 1)
-		raise_not_held(scope, key, "abort");
+		raise_not_held(scope, key, "abort", claim != NULL);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

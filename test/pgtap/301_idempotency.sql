@@ -1,7 +1,7 @@
 -- Idempotency keys: exact SQLSTATEs for bad input and misuse, the
 -- privileges of the functions and the table.
 BEGIN;
-SELECT plan(32);
+SELECT plan(36);
 
 SELECT has_table('order_engine', 'idempotency_keys', 'the idempotency key table exists');
 SELECT col_is_pk('order_engine', 'idempotency_keys', ARRAY['scope', 'key'], 'keyed by (scope, key)');
@@ -56,6 +56,15 @@ SELECT ok(NOT has_table_privilege('order_engine_app', 'order_engine.idempotency_
 SELECT ok(has_table_privilege('order_engine_admin', 'order_engine.idempotency_keys', 'SELECT')
           AND NOT has_table_privilege('order_engine_admin', 'order_engine.idempotency_keys', 'UPDATE'),
           'the admin role may read the key table, not change it');
+
+-- claim tokens (pooled connections)
+SELECT throws_ok($$SELECT order_engine.idem_finish('tap', 'no-such', '{}', 'short')$$,
+                 '22023', 'invalid claim token', 'idem_finish: a claim token of the wrong shape');
+SELECT throws_ok($$SELECT order_engine.idem_abort('tap', 'no-such', repeat('x', 42))$$,
+                 '22023', 'invalid claim token', 'idem_abort: a claim token of the wrong shape');
+SELECT lives_ok($$SELECT order_engine.idem_begin('tap', 'tok', '{}')$$, 'claim a key for the token tests');
+SELECT throws_ok($$SELECT order_engine.idem_finish('tap', 'tok', '{}', repeat('A', 43))$$,
+                 'OE017', NULL, 'idem_finish: a token that is not the claim''s');
 
 SELECT * FROM finish();
 ROLLBACK;
