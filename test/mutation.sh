@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# test/mutation.sh WORK: prove that five rules of the code are guarded.
+#
+# For each rule, break it on purpose in a copy of the tree that
+# scripts/test.sh built in WORK (WORK/src, WORK/install), rebuild and
+# reinstall the copy, run the test that names the rule, and require that
+# test to FAIL.  A mutant that passes its test, or a mutation that no
+# longer applies to the code, fails this script.  Then the unmutated copy
+# is rebuilt and the same tests must pass, so a failure is the mutation's.
+#
+#   rule                         mutation                                  test that must fail
+#   reserve sorts its lines      the qsort of reserve's lines removed      isolation stock_opposite_order
+#   the purchase limit           the tally upsert's limit test dropped     regress 101_stock
+#   confirm's hold-state guard   confirming a released hold allowed        regress 101_stock
+#   an id range is flushed       the XLogFlush after setval removed        TAP 203_id_flush
+#   the worker's pinned settings the worker keeps the database's SET's     TAP 505_worker_settings
+#
+# scripts/test.sh runs it as the "mutation" suite; the last line is
+# "N passed, N failed" like every suite.
+set -uo pipefail
+
+WORK=${1:?usage: test/mutation.sh WORK}
+PG_MAJOR=15
+BIN=$WORK/install/usr/lib/postgresql/$PG_MAJOR/bin
+PGXS_TEST=$WORK/install/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test
+M=$WORK/mutation
+PASSED=0
+FAILED=0
+
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- env PATH="$BIN:$PATH" "$@"; else env PATH="$BIN:$PATH" "$@"; fi; }
+
+rm -rf "$M"
+mkdir -p "$M"
+cp -a "$WORK/src" "$M/src"                # with its objects: make rebuilds only what changed
+cp -a "$WORK/install" "$M/install"
+[ "$(id -u)" -eq 0 ] && chown -R postgres: "$M"
+MBIN=$M/install/usr/lib/postgresql/$PG_MAJOR/bin
+MPGXS=$M/install/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test
+
+# built against the system's PostgreSQL (its headers), installed into the copy
+SYS_PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
+build_install() {
+    as_pg make -s -C "$M/src" PG_CONFIG="$SYS_PG_CONFIG" >"$M/build.log" 2>&1 &&
+        as_pg make -s -C "$M/src" PG_CONFIG="$SYS_PG_CONFIG" install DESTDIR="$M/install" >>"$M/build.log" 2>&1
+}
+
+# run_test kind name: 0 when the test passed
+run_test() {
+    local kind=$1 name=$2 out=$M/out.$2
+    rm -rf "$out"; mkdir -p "$out"; [ "$(id -u)" -eq 0 ] && chown postgres: "$out"
+    case $kind in
+        regress)
+            (cd "$M/src" && as_pg "$MPGXS/regress/pg_regress" --bindir="$MBIN" --inputdir="$M/src" \
+                --outputdir="$out" --temp-instance="$out/tmp_check" \
+                --temp-config="$M/src/test/postgresql.conf" --dbname=contrib_regression 001_extension "$name") >"$out/run.log" 2>&1 ;;
+        isolation)
+            (cd "$M/src" && as_pg "$MPGXS/isolation/pg_isolation_regress" --bindir="$MBIN" \
+                --inputdir="$M/src/test/isolation" --outputdir="$out" --temp-instance="$out/tmp_check" \
+                --temp-config="$M/src/test/postgresql.conf" --dbname=contrib_regression "$name") >"$out/run.log" 2>&1 ;;
+        tap)
+            (cd "$M/src" && as_pg env PATH="$MBIN:$PATH" TESTDIR="$out" PG_REGRESS="$MPGXS/regress/pg_regress" \
+                PERL5LIB="$MPGXS/perl:$M/src/test/perl" OE_TEST_CONF="$M/src/test/postgresql.conf" \
+                timeout 600 prove "test/t/$name.pl") >"$out/run.log" 2>&1 ;;
+    esac
+}
+
+# mutate rule file perl-substitution kind test
+mutate() {
+    local rule=$1 file=$2 subst=$3 kind=$4 test=$5
+    cp "$WORK/src/$file" "$M/src/$file"
+    perl -0pi -e "$subst" "$M/src/$file"
+    touch "$M/src/$file"
+    if cmp -s "$WORK/src/$file" "$M/src/$file"; then
+        echo "not ok - $rule: the mutation no longer applies to $file"; FAILED=$((FAILED + 1)); return
+    fi
+    if ! build_install; then
+        echo "not ok - $rule: the mutant does not build"; cat "$M/build.log"; FAILED=$((FAILED + 1))
+    elif run_test "$kind" "$test"; then
+        echo "not ok - $rule: $kind $test still passes with the rule broken"; FAILED=$((FAILED + 1))
+    else
+        echo "ok - $rule: $kind $test fails when it is broken"; PASSED=$((PASSED + 1))
+        grep -m3 -E 'not ok|FAILED|failed|deadlock' "$M/out.$test/run.log" "$M/out.$test"/*.diffs "$M/out.$test"/output_iso/*.diffs 2>/dev/null | sed 's/^/    /' | head -3
+    fi
+    cp "$WORK/src/$file" "$M/src/$file"
+    touch "$M/src/$file"                  # newer than the mutant's object: rebuilt
+}
+
+mutate "reserve locks its lines in sku order" src/stock.c \
+    's/\tqsort\(lines, nlines, sizeof\(ReserveLine\), line_cmp\);/\t\/\* mutant: no sort \*\//' \
+    isolation stock_opposite_order
+mutate "the purchase limit holds" src/stock.c \
+    's/\(t\.units OPERATOR\(pg_catalog\.\+\) excluded\.units\) OPERATOR\(pg_catalog\.<=\) \$4/true/' \
+    regress 101_stock
+mutate "a released hold cannot be confirmed" src/stock.c \
+    's/if \(strcmp\(holds\[i\]\.state, "released"\) == 0\)\n(\t+\tereport\(ERROR,\n\t+\(errcode\(ERRCODE_OE_HOLD_STATE_CONFLICT\),\n\t+ errmsg\("cannot confirm order)/if (false)\n$1/' \
+    regress 101_stock
+mutate "an id range is durable before it is handed out" src/id_store.c \
+    's/\n\tXLogFlush\(XactLastRecEnd\);/\n\t\/\* mutant: no flush \*\//' \
+    tap 203_id_flush
+mutate "the worker pins its own settings" src/worker.c \
+    's/\n\toe_worker_pin_settings\(\);/\n\t\/\* mutant: database settings apply \*\//' \
+    tap 505_worker_settings
+
+# the unmutated tree passes the same tests, so each failure above was the mutation's
+if build_install && cmp -s "$WORK/src/src/stock.c" "$M/src/src/stock.c" && run_test isolation stock_opposite_order && run_test regress 101_stock &&
+    run_test tap 203_id_flush && run_test tap 505_worker_settings; then
+    echo "ok - the unmutated code passes the same tests"; PASSED=$((PASSED + 1))
+else
+    echo "not ok - the unmutated code fails one of the tests"; FAILED=$((FAILED + 1))
+fi
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
