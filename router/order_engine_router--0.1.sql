@@ -222,13 +222,14 @@ COMMENT ON FUNCTION order_engine_router.relay(integer) IS
 
 /* ---- the API: orders ---- */
 
-CREATE FUNCTION @extschema@.next_order_no(buyer_id bigint)
+CREATE FUNCTION order_engine_router.next_order_no(buyer_id bigint)
 RETURNS bigint LANGUAGE plproxy
 AS $$
     CLUSTER 'order_engine_orders';
     RUN ON order_engine_router.buyer_part(buyer_id);
+    SELECT order_engine.next_order_no(buyer_id);
 $$;
-COMMENT ON FUNCTION @extschema@.next_order_no(bigint) IS
+COMMENT ON FUNCTION order_engine_router.next_order_no(bigint) IS
     'Routed by the buyer''s gene: an order number carrying it, from the order shard that owns it';
 
 CREATE FUNCTION @extschema@.shard_of(order_no bigint)
@@ -247,8 +248,8 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.shard_of(bigint) IS 'The shard gene of an order number (its last two digits), computed on the router';
 
-CREATE FUNCTION @extschema@.place_order(order_no bigint, buyer_id bigint, seller_id bigint,
-                                        lines jsonb, pay_within interval DEFAULT '30 minutes')
+CREATE FUNCTION order_engine_router.place_order(order_no bigint, buyer_id bigint, seller_id bigint,
+                                                lines jsonb, pay_within interval)
 RETURNS text LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -321,10 +322,10 @@ BEGIN
     RETURN order_engine_router.order_write(order_no, buyer_id, seller_id, skus, qtys, prices, deadline);
 END
 $$;
-COMMENT ON FUNCTION @extschema@.place_order(bigint, bigint, bigint, jsonb, interval) IS
+COMMENT ON FUNCTION order_engine_router.place_order(bigint, bigint, bigint, jsonb, interval) IS
     'Saga: reserve on each stock shard (idempotent on order_no), then write the order on its order shard; pending_payment or out_of_stock';
 
-CREATE FUNCTION @extschema@.pay_order(order_no bigint, payment_ref text, amount numeric)
+CREATE FUNCTION order_engine_router.pay_order(order_no bigint, payment_ref text, amount numeric)
 RETURNS text LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -342,10 +343,10 @@ BEGIN
     RETURN r.status;
 END
 $$;
-COMMENT ON FUNCTION @extschema@.pay_order(bigint, text, numeric) IS
+COMMENT ON FUNCTION order_engine_router.pay_order(bigint, text, numeric) IS
     'Routed by the order number; paid confirms the holds on the stock shards (now, and through the order shard''s outbox)';
 
-CREATE FUNCTION @extschema@.cancel_order(order_no bigint, reason text DEFAULT NULL)
+CREATE FUNCTION order_engine_router.cancel_order(order_no bigint, reason text)
 RETURNS text LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -360,6 +361,76 @@ BEGIN
         END;
     END IF;
     RETURN r.status;
+END
+$$;
+COMMENT ON FUNCTION order_engine_router.cancel_order(bigint, text) IS
+    'Routed by the order number; the holds are released on the stock shards (now, and through the outbox)';
+
+/*
+ * The hot entry points, with PL/Proxy's connection failures (reported as
+ * XX000 "PL/Proxy function ...") turned into 08006, which clients retry:
+ * every step is idempotent on the order number or payment_ref.
+ */
+CREATE FUNCTION @extschema@.next_order_no(buyer_id bigint)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN order_engine_router.next_order_no(buyer_id);
+EXCEPTION WHEN internal_error THEN
+    IF SQLERRM LIKE 'PL/Proxy%' THEN
+        RAISE EXCEPTION USING ERRCODE = '08006', MESSAGE = SQLERRM,
+            HINT = 'A shard is unreachable; retry.';
+    END IF;
+    RAISE;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.next_order_no(bigint) IS
+    'Routed by the buyer''s gene: an order number carrying it, from the order shard that owns it';
+
+CREATE FUNCTION @extschema@.place_order(order_no bigint, buyer_id bigint, seller_id bigint,
+                                        lines jsonb, pay_within interval DEFAULT '30 minutes')
+RETURNS text LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN order_engine_router.place_order(order_no, buyer_id, seller_id, lines, pay_within);
+EXCEPTION WHEN internal_error THEN
+    IF SQLERRM LIKE 'PL/Proxy%' THEN
+        RAISE EXCEPTION USING ERRCODE = '08006', MESSAGE = SQLERRM,
+            HINT = 'A shard is unreachable; retry with the same order number.';
+    END IF;
+    RAISE;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.place_order(bigint, bigint, bigint, jsonb, interval) IS
+    'Saga: reserve on each stock shard (idempotent on order_no), then write the order on its order shard; pending_payment or out_of_stock';
+
+CREATE FUNCTION @extschema@.pay_order(order_no bigint, payment_ref text, amount numeric)
+RETURNS text LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN order_engine_router.pay_order(order_no, payment_ref, amount);
+EXCEPTION WHEN internal_error THEN
+    IF SQLERRM LIKE 'PL/Proxy%' THEN
+        RAISE EXCEPTION USING ERRCODE = '08006', MESSAGE = SQLERRM,
+            HINT = 'A shard is unreachable; retry with the same payment_ref.';
+    END IF;
+    RAISE;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.pay_order(bigint, text, numeric) IS
+    'Routed by the order number; paid confirms the holds on the stock shards (now, and through the order shard''s outbox)';
+
+CREATE FUNCTION @extschema@.cancel_order(order_no bigint, reason text DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN order_engine_router.cancel_order(order_no, reason);
+EXCEPTION WHEN internal_error THEN
+    IF SQLERRM LIKE 'PL/Proxy%' THEN
+        RAISE EXCEPTION USING ERRCODE = '08006', MESSAGE = SQLERRM,
+            HINT = 'A shard is unreachable; retry.';
+    END IF;
+    RAISE;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.cancel_order(bigint, text) IS
