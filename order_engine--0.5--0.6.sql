@@ -102,6 +102,99 @@ GRANT EXECUTE ON FUNCTION @extschema@.idem_begin(text, text, jsonb, interval),
     @extschema@.idem_abort(text, text, text) TO order_engine_app;
 
 /*
+ * Order history across live and archive (seeds 001, 004): a buyer's or a
+ * seller's orders, newest (highest order number) first, a page at a time
+ * by keyset: pass the last order_no of a page as before_order_no for the
+ * next.  One statement reads both tables under one snapshot, so an order
+ * that the archive job moves meanwhile shows up exactly once.  Each side
+ * is an index range scan on (buyer_id | seller_id, order_no) that stops
+ * after lim rows.
+ */
+CREATE INDEX orders_buyer_order_idx ON @extschema@.orders (buyer_id, order_no);
+CREATE INDEX orders_seller_order_idx ON @extschema@.orders (seller_id, order_no);
+CREATE INDEX orders_buyer_order_idx ON order_engine_archive.orders (buyer_id, order_no);
+CREATE INDEX orders_seller_order_idx ON order_engine_archive.orders (seller_id, order_no);
+
+CREATE FUNCTION @extschema@.buyer_orders(buyer_id bigint, before_order_no bigint DEFAULT NULL,
+                                         lim integer DEFAULT 20)
+RETURNS TABLE (order_no bigint, buyer bigint, seller bigint, status text, total numeric,
+               line_count integer, created_at timestamptz, archived boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF buyer_orders.buyer_id IS NULL OR buyer_orders.lim IS NULL THEN
+        RAISE EXCEPTION 'buyer_id and lim must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF buyer_orders.lim OPERATOR(pg_catalog.<) 1 OR buyer_orders.lim OPERATOR(pg_catalog.>) 1000 THEN
+        RAISE EXCEPTION 'lim must be between 1 and 1000'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('lim was %s.', buyer_orders.lim);
+    END IF;
+    RETURN QUERY
+    SELECT u.* FROM (
+        (SELECT o.order_no, o.buyer_id, o.seller_id, o.status, o.total, o.line_count, o.created_at, false
+           FROM @extschema@.orders o
+          WHERE o.buyer_id OPERATOR(pg_catalog.=) buyer_orders.buyer_id
+            AND o.order_no OPERATOR(pg_catalog.<) COALESCE(buyer_orders.before_order_no, 9223372036854775807)
+          ORDER BY o.order_no DESC LIMIT buyer_orders.lim)
+        UNION ALL
+        (SELECT a.order_no, a.buyer_id, a.seller_id, a.status, a.total, a.line_count, a.created_at, true
+           FROM order_engine_archive.orders a
+          WHERE a.buyer_id OPERATOR(pg_catalog.=) buyer_orders.buyer_id
+            AND a.order_no OPERATOR(pg_catalog.<) COALESCE(buyer_orders.before_order_no, 9223372036854775807)
+          ORDER BY a.order_no DESC LIMIT buyer_orders.lim)
+    ) u
+    ORDER BY u.order_no DESC LIMIT buyer_orders.lim;
+END
+$fn$;
+
+COMMENT ON FUNCTION @extschema@.buyer_orders(bigint, bigint, integer) IS
+    'A buyer''s orders, live and archived together, newest first; keyset pages: pass the last order_no as before_order_no; lim 1-1000';
+
+CREATE FUNCTION @extschema@.seller_orders(seller_id bigint, before_order_no bigint DEFAULT NULL,
+                                          lim integer DEFAULT 20)
+RETURNS TABLE (order_no bigint, buyer bigint, seller bigint, status text, total numeric,
+               line_count integer, created_at timestamptz, archived boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF seller_orders.seller_id IS NULL OR seller_orders.lim IS NULL THEN
+        RAISE EXCEPTION 'seller_id and lim must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF seller_orders.lim OPERATOR(pg_catalog.<) 1 OR seller_orders.lim OPERATOR(pg_catalog.>) 1000 THEN
+        RAISE EXCEPTION 'lim must be between 1 and 1000'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('lim was %s.', seller_orders.lim);
+    END IF;
+    RETURN QUERY
+    SELECT u.* FROM (
+        (SELECT o.order_no, o.buyer_id, o.seller_id, o.status, o.total, o.line_count, o.created_at, false
+           FROM @extschema@.orders o
+          WHERE o.seller_id OPERATOR(pg_catalog.=) seller_orders.seller_id
+            AND o.order_no OPERATOR(pg_catalog.<) COALESCE(seller_orders.before_order_no, 9223372036854775807)
+          ORDER BY o.order_no DESC LIMIT seller_orders.lim)
+        UNION ALL
+        (SELECT a.order_no, a.buyer_id, a.seller_id, a.status, a.total, a.line_count, a.created_at, true
+           FROM order_engine_archive.orders a
+          WHERE a.seller_id OPERATOR(pg_catalog.=) seller_orders.seller_id
+            AND a.order_no OPERATOR(pg_catalog.<) COALESCE(seller_orders.before_order_no, 9223372036854775807)
+          ORDER BY a.order_no DESC LIMIT seller_orders.lim)
+    ) u
+    ORDER BY u.order_no DESC LIMIT seller_orders.lim;
+END
+$fn$;
+
+COMMENT ON FUNCTION @extschema@.seller_orders(bigint, bigint, integer) IS
+    'A seller''s orders, live and archived together, newest first; keyset pages: pass the last order_no as before_order_no; lim 1-1000';
+
+REVOKE ALL ON FUNCTION @extschema@.buyer_orders(bigint, bigint, integer),
+    @extschema@.seller_orders(bigint, bigint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.buyer_orders(bigint, bigint, integer),
+    @extschema@.seller_orders(bigint, bigint, integer) TO order_engine_app;
+
+/*
  * Ownership: the schemas, and every relation and function that belongs to
  * the extension.  Indexes, identity and serial sequences and the id tags'
  * sequences (OWNED BY id_tags) follow their tables.  Later versions that

@@ -39,6 +39,8 @@ INSERT INTO fn_matrix VALUES
     ('order_engine.complete_order(bigint)', 'app'),
     ('order_engine.order_status(bigint)', 'app'),
     ('order_engine.update_order(bigint,bigint,jsonb)', 'app'),
+    ('order_engine.buyer_orders(bigint,bigint,integer)', 'app'),
+    ('order_engine.seller_orders(bigint,bigint,integer)', 'app'),
     ('order_engine.claim_events(integer)', 'app'),
     ('order_engine.ack_events(bigint[])', 'app'),
     ('order_engine.refund_order(bigint)', 'admin'),
