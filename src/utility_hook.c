@@ -13,8 +13,8 @@
  * owner or a superuser, for a rename also with CREATEDB.  Anyone else gets
  * the command's own "must be owner" error with the worker untouched;
  * otherwise any role could keep holds from expiring by repeating a DROP
- * it has no right to.  The hold-off ends with the command, whether it
- * succeeded or failed.
+ * it has no right to.  A command that fails ends its hold-off at once; one
+ * that succeeds leaves it to run out (OE_WORKER_HOLDOFF_MS).
  *
  *-------------------------------------------------------------------------
  */
@@ -87,10 +87,17 @@ oe_process_utility(PlannedStmt *pstmt, const char *queryString,
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 									params, queryEnv, dest, qc);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		/*
+		 * The command failed: serve the database again at once.  After a
+		 * success the hold-off runs out by itself, since the command's
+		 * transaction commits only after we return and until then the
+		 * launcher would still see the database.
+		 */
 		if (OidIsValid(held))
 			OeWorkerEndHoldOff(held);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
 }
