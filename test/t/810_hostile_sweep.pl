@@ -541,7 +541,7 @@ my $foreign = su(q{SELECT string_agg(DISTINCT format('%s ran %s as %s (session %
 		attacker, what, cur, sess, coalesce(backend_type, '?')), E'\n')
 	FROM oe_test.shadow_log WHERE cur <> attacker});
 is($foreign, '', 'no shadow ever ran as anyone but its owner (log table)');
-my @logged = grep { /OE_SHADOW_FOREIGN/ } split /\n/, slurp_file($node->logfile);
+my @logged = grep { /LOG:  OE_SHADOW_FOREIGN/ } split /\n/, slurp_file($node->logfile);
 my %uniq;
 @logged = grep { !$uniq{ s/^.*OE_SHADOW_FOREIGN//r }++ } @logged;
 is(scalar(@logged), 0, 'no shadow ever ran as anyone but its owner (server log, rolled back calls too)')

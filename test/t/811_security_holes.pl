@@ -196,6 +196,31 @@ hole 'hole 2: a lock timeout inside reserve leaves no subtransaction or user beh
 		is($who, 'h2', "and is still the caller after $end");
 		eval { $s->quit };
 	}
+	# the block inside an explicit transaction that commits: the caller's
+	# state comes back at COMMIT, and the failed reserve leaves nothing
+	{
+		my $s = $node->background_psql('postgres', on_error_stop => 0,
+			extra_params => [ '-U', 'h2', '-v', 'VERBOSITY=verbose' ]);
+		eval {
+			$s->query(q{SET lock_timeout = '300ms'; BEGIN;
+				DO $$ BEGIN
+					BEGIN
+						PERFORM order_engine.reserve(2007, '{21,22}', '{1,1}', '30 minutes', 5);
+					EXCEPTION WHEN others THEN NULL;
+					END;
+				END $$});
+		};
+		eval { $s->query('COMMIT') };
+		$s->{stderr} = '';
+		my $who = eval { $s->query('SELECT current_user') } // '';
+		is($who, 'h2', 'after BEGIN, the caught timeout and COMMIT the session is the caller');
+		$s->{stderr} = '';
+		eval { $s->query('ALTER ROLE h2 SUPERUSER') };
+		like($s->{stderr}, qr/ERROR:  42501/, 'and ALTER ROLE SUPERUSER is refused there (42501)');
+		eval { $s->quit };
+		is(is_super('h2'), 'f', 'the caller is not superuser');
+	}
+
 	my @fatal = grep { / FATAL:  / } split /\n/, slurp_file($node->logfile);
 	is(scalar(@fatal), 0, 'no FATAL in the server log') or diag join("\n", @fatal);
 
