@@ -283,6 +283,7 @@ hole 'hole 4: a failed DROP/RENAME DATABASE does not make the worker leave' => s
 	# two concurrent drops of two served databases both succeed: the drop of
 	# d4a waits for a session of its own to leave, meanwhile d4b is dropped;
 	# the worker of d4a must stay away until then
+	my %oid = map { $_ => $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = '$_'") } qw(d4a d4b);
 	my $x = $node->background_psql('d4a', on_error_stop => 0);
 	$x->query_safe('SELECT 1');
 	my %res = map { $_ => { out => '', err => '' } } qw(d4a d4b);
@@ -305,6 +306,12 @@ hole 'hole 4: a failed DROP/RENAME DATABASE does not make the worker leave' => s
 	}
 	is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_database WHERE datname IN ('d4a', 'd4b')}), '0',
 		'both databases are gone');
+	# a worker restarted while its database was being dropped (its hold-off
+	# overwritten by the other drop) fails to connect
+	my @restarted = grep { /order_engine worker FATAL:  database ($oid{d4a}|$oid{d4b}) does not exist/ }
+	  split /\n/, slurp_file($node->logfile);
+	is(scalar(@restarted), 0, 'no worker was started for a database while it was being dropped')
+	  or diag $restarted[0];
 	$node->safe_psql('postgres', "ALTER SYSTEM SET order_engine.database = 'postgres'");
 	$node->reload;
 };
