@@ -12,7 +12,7 @@
 #   reserve sorts its lines      the qsort of reserve's lines removed      isolation stock_opposite_order
 #   the purchase limit           the tally upsert's limit test dropped     regress 101_stock
 #   confirm's hold-state guard   confirming a released hold allowed        regress 101_stock
-#   an id range is flushed       the XLogFlush after setval removed        TAP 203_id_flush
+#   an id range is flushed       the XLogFlush after setval removed        TAP 205_id_flush
 #   the worker's pinned settings the worker keeps the database's SET's     TAP 505_worker_settings
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
@@ -96,14 +96,14 @@ mutate "a released hold cannot be confirmed" src/stock.c \
     regress 101_stock
 mutate "an id range is durable before it is handed out" src/id_store.c \
     's/\n\tXLogFlush\(XactLastRecEnd\);/\n\t\/\* mutant: no flush \*\//' \
-    tap 203_id_flush
+    tap 205_id_flush
 mutate "the worker pins its own settings" src/worker.c \
     's/\n\toe_worker_pin_settings\(\);/\n\t\/\* mutant: database settings apply \*\//' \
     tap 505_worker_settings
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
 if build_install && cmp -s "$WORK/src/src/stock.c" "$M/src/src/stock.c" && run_test isolation stock_opposite_order && run_test regress 101_stock &&
-    run_test tap 203_id_flush && run_test tap 505_worker_settings; then
+    run_test tap 205_id_flush && run_test tap 505_worker_settings; then
     echo "ok - the unmutated code passes the same tests"; PASSED=$((PASSED + 1))
 else
     echo "not ok - the unmutated code fails one of the tests"; FAILED=$((FAILED + 1))
