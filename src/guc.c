@@ -220,8 +220,8 @@ OeDefineGucs(void)
 	if (process_shared_preload_libraries_in_progress)
 	{
 		DefineCustomIntVariable("order_engine.max_id_tags",
-								"Number of id tags (and snowflake generators) shared memory has room for.",
-								"One slot per tag per database, plus one per database using snowflake_id().",
+								"Number of id tags shared memory has room for.",
+								"One slot per tag per database; slots of dropped databases and tags are reused.",
 								&OeMaxIdTags, 128, 8, 100000,
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 		DefineCustomIntVariable("order_engine.node_id",

@@ -14,6 +14,19 @@
  * switched in under the slot's lock, which is cheap.  A range is reserved
  * durably in the tag's sequence (id_store.c) before any id of it is used.
  *
+ * Locks: the slot's LWLock guards only in-memory state and is never held
+ * across I/O or a heavyweight lock wait (it holds off interrupts, and the
+ * deadlock detector cannot see it).  Range fetches of a tag are serialised
+ * by a session lock on the tag's sequence in ShareUpdateExclusiveLock: it
+ * conflicts with itself and with ALTER/DROP of the sequence, not with the
+ * RowExclusiveLock of setval(), so a fetch that has to wait waits where
+ * cancel, terminate and the deadlock detector reach it.  After the wait the
+ * slot's generation is checked again.
+ *
+ * Slots are reclaimed when the table is full: those of databases that no
+ * longer exist (DROP DATABASE does not tell us) and those of tags of this
+ * database whose sequence is gone.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -23,11 +36,14 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -74,8 +90,9 @@ Size
 OeIdsShmemSize(void)
 {
 	RequestNamedLWLockTranche(OE_IDS_TRANCHE, OeMaxIdTags + 1);
-	return MAXALIGN(add_size(offsetof(OeIdShared, slots),
-							 mul_size(OeMaxIdTags, sizeof(OeIdSlot))));
+	return add_size(MAXALIGN(add_size(offsetof(OeIdShared, slots),
+									  mul_size(OeMaxIdTags, sizeof(OeIdSlot)))),
+					OeSnowflakeShmemSize());
 }
 
 void
@@ -105,6 +122,7 @@ OeIdsShmemInit(void)
 			pg_atomic_init_u64(&s->prefetch_at, PG_UINT64_MAX);
 		}
 	}
+	OeSnowflakeShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -158,11 +176,96 @@ oe_slot_reset(OeIdSlot *s, OeIdSlotKind kind, const char *tag, Oid seqoid,
 }
 
 /*
+ * Give s back to the free list.  The generation moves, so a backend that
+ * still uses it (a tag dropped in this database) re-resolves.  Caller
+ * holds the table lock exclusively.
+ */
+static void
+oe_slot_free(OeIdSlot *s)
+{
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	pg_atomic_fetch_add_u32(&s->generation, 1);
+	pg_atomic_write_u64(&s->cur_end, 0);
+	pg_atomic_write_u64(&s->prefetch_at, PG_UINT64_MAX);
+	s->kind = OE_SLOT_FREE;
+	s->dboid = InvalidOid;
+	s->seqoid = InvalidOid;
+	s->tag[0] = '\0';
+	s->loaded = false;
+	s->next_ready = false;
+	LWLockRelease(s->lock);
+}
+
+/*
+ * Free the slots that serve nobody any more: those of a database that no
+ * longer exists (pg_database, a shared catalog, seen through the syscache
+ * from any database), and those of this database whose tag's sequence is
+ * gone.  The catalog lookups may read pages, so they run without the table
+ * lock: candidates are noted under it in shared mode, checked, and freed
+ * under it in exclusive mode only if nobody took them over meanwhile.
+ * Returns how many were freed.
+ */
+static int
+oe_slots_reclaim(void)
+{
+	int			n = oe_ids->nslots;
+	Oid		   *dbs = palloc(sizeof(Oid) * n);
+	Oid		   *seqs = palloc(sizeof(Oid) * n);
+	uint32	   *gens = palloc(sizeof(uint32) * n);
+	bool	   *dead = palloc0(sizeof(bool) * n);
+	int			freed = 0;
+
+	/* see the drops that committed before we got here */
+	AcceptInvalidationMessages();
+
+	LWLockAcquire(oe_ids->lock, LW_SHARED);
+	for (int i = 0; i < n; i++)
+	{
+		OeIdSlot   *s = &oe_ids->slots[i];
+
+		dbs[i] = s->kind == OE_SLOT_FREE ? InvalidOid : s->dboid;
+		seqs[i] = s->seqoid;
+		gens[i] = pg_atomic_read_u32(&s->generation);
+	}
+	LWLockRelease(oe_ids->lock);
+
+	for (int i = 0; i < n; i++)
+	{
+		if (!OidIsValid(dbs[i]))
+			continue;
+		if (dbs[i] == MyDatabaseId)
+			dead[i] = !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(seqs[i]));
+		else
+			dead[i] = !SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dbs[i]));
+	}
+
+	LWLockAcquire(oe_ids->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < n; i++)
+	{
+		OeIdSlot   *s = &oe_ids->slots[i];
+
+		if (dead[i] && s->kind != OE_SLOT_FREE && s->dboid == dbs[i] &&
+			s->seqoid == seqs[i] &&
+			pg_atomic_read_u32(&s->generation) == gens[i])
+		{
+			oe_slot_free(s);
+			freed++;
+		}
+	}
+	LWLockRelease(oe_ids->lock);
+
+	pfree(dbs);
+	pfree(seqs);
+	pfree(gens);
+	pfree(dead);
+	return freed;
+}
+
+/*
  * The slot serving (this database, kind, tag) with the given sequence:
  * found, or taken from the free ones.  A slot for the same tag with another
  * sequence belongs to a tag that was dropped and created again; it starts
- * over.  Slots of this database whose sequence is gone are reclaimed when
- * the table is full.
+ * over.  When no slot is free, the dead ones are reclaimed first.
  */
 OeIdSlot *
 OeIdSlotAttach(OeIdSlotKind kind, const char *tag, Oid seqoid,
@@ -170,6 +273,7 @@ OeIdSlotAttach(OeIdSlotKind kind, const char *tag, Oid seqoid,
 {
 	int			i;
 	OeIdSlot   *s;
+	bool		reclaimed = false;
 
 	LWLockAcquire(oe_ids->lock, LW_SHARED);
 	i = oe_slot_find(kind, tag);
@@ -182,34 +286,36 @@ OeIdSlotAttach(OeIdSlotKind kind, const char *tag, Oid seqoid,
 	}
 	LWLockRelease(oe_ids->lock);
 
-	LWLockAcquire(oe_ids->lock, LW_EXCLUSIVE);
-	i = oe_slot_find(kind, tag);
-	if (i >= 0 && oe_ids->slots[i].seqoid != seqoid)
-		oe_slot_reset(&oe_ids->slots[i], kind, tag, seqoid, base_step);
-	if (i < 0)
+	for (;;)
 	{
-		for (i = 0; i < oe_ids->nslots; i++)
-			if (oe_ids->slots[i].kind == OE_SLOT_FREE)
-				break;
-		if (i == oe_ids->nslots)
+		LWLockAcquire(oe_ids->lock, LW_EXCLUSIVE);
+		i = oe_slot_find(kind, tag);
+		if (i >= 0 && oe_ids->slots[i].seqoid != seqoid)
+			oe_slot_reset(&oe_ids->slots[i], kind, tag, seqoid, base_step);
+		if (i < 0)
 		{
 			for (i = 0; i < oe_ids->nslots; i++)
-				if (oe_ids->slots[i].dboid == MyDatabaseId &&
-					!SearchSysCacheExists1(RELOID,
-										   ObjectIdGetDatum(oe_ids->slots[i].seqoid)))
+				if (oe_ids->slots[i].kind == OE_SLOT_FREE)
 					break;
+			if (i == oe_ids->nslots)
+			{
+				LWLockRelease(oe_ids->lock);
+				if (!reclaimed)
+				{
+					reclaimed = true;
+					(void) oe_slots_reclaim();
+					continue;
+				}
+				ereport(ERROR,
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg("too many id tags in use"),
+						 errdetail("All %d slots of order_engine.max_id_tags are taken.",
+								   oe_ids->nslots),
+						 errhint("Raise order_engine.max_id_tags and restart the server.")));
+			}
+			oe_slot_reset(&oe_ids->slots[i], kind, tag, seqoid, base_step);
 		}
-		if (i == oe_ids->nslots)
-		{
-			LWLockRelease(oe_ids->lock);
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("too many id tags in use"),
-					 errdetail("All %d slots of order_engine.max_id_tags are taken.",
-							   oe_ids->nslots),
-					 errhint("Raise order_engine.max_id_tags and restart the server.")));
-		}
-		oe_slot_reset(&oe_ids->slots[i], kind, tag, seqoid, base_step);
+		break;
 	}
 	s = &oe_ids->slots[i];
 	*generation = pg_atomic_read_u32(&s->generation);
@@ -351,54 +457,142 @@ oe_tag_entry(const char *tag, Size len)
  * ---------------------------------------------------------------------
  */
 
+static void oe_install_range(OeIdSlot *s, int64 start, int64 end);
+
+/* what a range fetch came to */
+typedef enum OeFetchResult
+{
+	OE_FETCH_DONE,				/* reserved and published */
+	OE_FETCH_STALE,				/* the slot changed hands meanwhile */
+	OE_FETCH_EXHAUSTED			/* the tag has run past the bigint range */
+} OeFetchResult;
+
 /*
- * Reserve the next range of the slot durably and return it as
- * [*start, *end).  Returns false when the tag has run past the bigint range.
- * Caller holds the slot's lock.
+ * The lock that serialises the range fetches of a tag: a session lock on
+ * its sequence, so that it outlives neither an error (PG_FINALLY releases
+ * it) nor the backend, and is seen by the deadlock detector.  With
+ * dont_wait, false when someone else holds it.  An error if the sequence
+ * (hence the tag) was dropped meanwhile.
+ */
+static bool
+oe_fetch_lock(LOCKTAG *tag, Oid seqoid, const char *biz_tag, bool dont_wait)
+{
+	SET_LOCKTAG_RELATION(*tag, MyDatabaseId, seqoid);
+	if (LockAcquire(tag, ShareUpdateExclusiveLock, true, dont_wait) ==
+		LOCKACQUIRE_NOT_AVAIL)
+		return false;
+
+	/* a DROP of the tag that we waited for is visible from here on */
+	AcceptInvalidationMessages();
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(seqoid)))
+	{
+		LockRelease(tag, ShareUpdateExclusiveLock, true);
+		ereport(ERROR,
+				(errcode(ERRCODE_OE_ID_TAG_NOT_FOUND),
+				 errmsg("id tag \"%s\" was dropped", biz_tag),
+				 errhint("Register it again with order_engine.create_id_tag().")));
+	}
+	return true;
+}
+
+static void
+oe_fetch_unlock(LOCKTAG *tag)
+{
+	LockRelease(tag, ShareUpdateExclusiveLock, true);
+}
+
+/*
+ * Reserve the next range of the slot durably and publish it: as the
+ * current range, or (as_next) as the second buffer.  Caller holds the
+ * tag's fetch lock and not the slot's LWLock, which is taken here only to
+ * read and then to publish the in-memory state; the sequence I/O runs
+ * without it.  A range reserved for a slot that changed hands meanwhile
+ * is a gap, never handed out.
  *
  * Dynamic step (Leaf): if the previous range lasted less than
  * order_engine.id_segment_duration, double the step (up to
  * order_engine.id_max_step); if it lasted more than twice that, halve it;
  * never below the tag's configured step.
  */
-static bool
-oe_fetch_range(OeIdSlot *s, int64 *start, int64 *end)
+static OeFetchResult
+oe_fetch_range(OeIdSlot *s, uint32 generation, bool as_next)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	int64		current;
+	Oid			seqoid;
+	bool		loaded;
+	int64		known_max;
 	int64		step;
+	int64		current;
+	int64		take;
 
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	if (pg_atomic_read_u32(&s->generation) != generation)
+	{
+		LWLockRelease(s->lock);
+		return OE_FETCH_STALE;
+	}
+	step = s->step;
 	if (s->last_fetch_at != 0)
 	{
 		int64		lasted_ms = (now - s->last_fetch_at) / 1000;
 		int64		target_ms = (int64) OeIdSegmentDuration * 1000;
 
 		if (lasted_ms < target_ms)
-			s->step = Min(s->step * 2, (int64) OeIdMaxStep);
+			step = Min(step * 2, (int64) OeIdMaxStep);
 		else if (lasted_ms > 2 * target_ms)
-			s->step = s->step / 2;
+			step = step / 2;
 	}
-	s->step = Max(s->step, s->base_step);
+	step = Max(step, s->base_step);
+	seqoid = s->seqoid;
+	loaded = s->loaded;
+	known_max = s->max_id;
+	LWLockRelease(s->lock);
 
 	/* the sequence is the truth; it is only ever moved forward by us */
-	current = OeIdStoreRead(s->seqoid);
-	if (s->loaded)
-		current = Max(current, s->max_id);
-	s->loaded = true;
-	s->max_id = current;
+	current = OeIdStoreRead(seqoid);
+	if (loaded)
+		current = Max(current, known_max);
 
 	/* ids stay below PG_INT64_MAX, which serves as the exclusive end */
 	if (current >= PG_INT64_MAX - 1)
-		return false;
-	step = Min(s->step, PG_INT64_MAX - 1 - current);
+	{
+		LWLockAcquire(s->lock, LW_EXCLUSIVE);
+		if (pg_atomic_read_u32(&s->generation) != generation)
+		{
+			LWLockRelease(s->lock);
+			return OE_FETCH_STALE;
+		}
+		s->loaded = true;
+		s->max_id = current;
+		LWLockRelease(s->lock);
+		return OE_FETCH_EXHAUSTED;
+	}
+	take = Min(step, PG_INT64_MAX - 1 - current);
 
-	OeIdStoreWrite(s->seqoid, current + step);
-	s->max_id = current + step;
+	/* durable (setval, then XLogFlush) before any id of it is published */
+	OeIdStoreWrite(seqoid, current + take);
+
+	LWLockAcquire(s->lock, LW_EXCLUSIVE);
+	if (pg_atomic_read_u32(&s->generation) != generation)
+	{
+		LWLockRelease(s->lock);
+		return OE_FETCH_STALE;
+	}
+	s->step = step;
+	s->loaded = true;
+	s->max_id = current + take;
 	s->last_fetch_at = now;
 	s->fetches++;
-	*start = current + 1;
-	*end = current + step + 1;
-	return true;
+	if (as_next)
+	{
+		s->next_start = current + 1;
+		s->next_end = current + take + 1;
+		s->next_ready = true;
+	}
+	else
+		oe_install_range(s, current + 1, current + take + 1);
+	LWLockRelease(s->lock);
+	return OE_FETCH_DONE;
 }
 
 /*
@@ -424,69 +618,121 @@ oe_install_range(OeIdSlot *s, int64 start, int64 end)
 }
 
 static void
-oe_exhausted(OeIdSlot *s)
+oe_exhausted(const char *tag, int64 max_id)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_OE_ID_EXHAUSTED),
-			 errmsg("id tag \"%s\" is exhausted", s->tag),
+			 errmsg("id tag \"%s\" is exhausted", tag),
 			 errdetail("Every id up to %lld has been handed out.",
-					   (long long) s->max_id),
+					   (long long) max_id),
 			 errhint("Register a new tag.")));
 }
 
 /*
  * The second buffer: fetched by the caller that crossed the prefetch
- * point, while the others keep drawing from the current range.  If
- * another backend is already at it, there is nothing to do.
+ * point, while the others keep drawing from the current range.  The caller
+ * that swaps the prefetch point out (one compare-and-swap) is the one that
+ * fetches; if the tag's fetch lock is taken (a fetch in progress, or a
+ * session altering the sequence) it leaves it to the next refill, so a
+ * prefetch never waits.
  */
 static void
 oe_prefetch(OeIdSlot *s, uint32 generation)
 {
-	int64		start,
-				end;
+	uint64		at = pg_atomic_read_u64(&s->prefetch_at);
+	Oid			seqoid;
+	char		tag[OE_ID_TAG_MAXLEN + 1];
+	LOCKTAG		locktag;
+	bool		wanted;
 
-	if (!LWLockConditionalAcquire(s->lock, LW_EXCLUSIVE))
+	if (at == PG_UINT64_MAX ||
+		!pg_atomic_compare_exchange_u64(&s->prefetch_at, &at, PG_UINT64_MAX))
 		return;
-	if (pg_atomic_read_u32(&s->generation) == generation && !s->next_ready &&
-		pg_atomic_read_u64(&s->prefetch_at) != PG_UINT64_MAX)
-	{
-		/* an exhausted tag is reported by the fetch that needs the range */
-		if (oe_fetch_range(s, &start, &end))
-		{
-			s->next_start = start;
-			s->next_end = end;
-			s->next_ready = true;
-		}
-		pg_atomic_write_u64(&s->prefetch_at, PG_UINT64_MAX);
-	}
+
+	LWLockAcquire(s->lock, LW_SHARED);
+	wanted = pg_atomic_read_u32(&s->generation) == generation && !s->next_ready;
+	seqoid = s->seqoid;
+	strlcpy(tag, s->tag, sizeof(tag));
 	LWLockRelease(s->lock);
+	if (!wanted || !oe_fetch_lock(&locktag, seqoid, tag, true))
+		return;
+
+	PG_TRY();
+	{
+		LWLockAcquire(s->lock, LW_SHARED);
+		wanted = pg_atomic_read_u32(&s->generation) == generation && !s->next_ready;
+		LWLockRelease(s->lock);
+		/* an exhausted tag is reported by the fetch that needs the range */
+		if (wanted)
+			(void) oe_fetch_range(s, generation, true);
+	}
+	PG_FINALLY();
+	{
+		oe_fetch_unlock(&locktag);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Is the current range of s used up, and still s's?  Then switch to the
+ * second buffer if it is ready.  Returns true when a fetch is needed.
+ * Caller holds the slot's LWLock exclusively.
+ */
+static bool
+oe_switch_or_need(OeIdSlot *s, uint32 generation)
+{
+	if (pg_atomic_read_u32(&s->generation) != generation ||
+		pg_atomic_read_u64(&s->cursor) < pg_atomic_read_u64(&s->cur_end))
+		return false;
+	if (s->next_ready)
+	{
+		s->next_ready = false;
+		oe_install_range(s, s->next_start, s->next_end);
+		return false;
+	}
+	return true;
 }
 
 /*
  * Slow path: the current range is used up.  Switch to the second buffer,
- * or fetch a range now if there is none.  Takes no id itself.
+ * or fetch a range now if there is none.  Takes no id itself.  The wait
+ * for the fetch lock is where callers queue behind a fetch in progress.
  */
 static void
 oe_refill(OeIdSlot *s, uint32 generation)
 {
-	int64		start,
-				end;
+	bool		need;
+	Oid			seqoid;
+	char		tag[OE_ID_TAG_MAXLEN + 1];
+	LOCKTAG		locktag;
+	volatile OeFetchResult result = OE_FETCH_DONE;
 
 	LWLockAcquire(s->lock, LW_EXCLUSIVE);
-	if (pg_atomic_read_u32(&s->generation) == generation &&
-		pg_atomic_read_u64(&s->cursor) >= pg_atomic_read_u64(&s->cur_end))
-	{
-		if (s->next_ready)
-		{
-			s->next_ready = false;
-			oe_install_range(s, s->next_start, s->next_end);
-		}
-		else if (oe_fetch_range(s, &start, &end))
-			oe_install_range(s, start, end);
-		else
-			oe_exhausted(s);
-	}
+	need = oe_switch_or_need(s, generation);
+	seqoid = s->seqoid;
+	strlcpy(tag, s->tag, sizeof(tag));
 	LWLockRelease(s->lock);
+	if (!need)
+		return;
+
+	(void) oe_fetch_lock(&locktag, seqoid, tag, false);
+	PG_TRY();
+	{
+		/* whoever held the lock before us may have done our work */
+		LWLockAcquire(s->lock, LW_EXCLUSIVE);
+		need = oe_switch_or_need(s, generation);
+		LWLockRelease(s->lock);
+		if (need)
+			result = oe_fetch_range(s, generation, false);
+	}
+	PG_FINALLY();
+	{
+		oe_fetch_unlock(&locktag);
+	}
+	PG_END_TRY();
+
+	if (result == OE_FETCH_EXHAUSTED)
+		oe_exhausted(tag, s->max_id);
 }
 
 /*

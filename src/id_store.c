@@ -14,6 +14,9 @@
  *
  * The caller (order_engine_app) has no rights on the sequences; the reads
  * and writes run as order_engine_owner through the internal-SQL path.
+ * Callers hold no LWLock here: setval() and pg_sequence_last_value() take
+ * the sequence's heavyweight lock, and the wait for it must stay
+ * interruptible and visible to the deadlock detector.
  *
  *-------------------------------------------------------------------------
  */
@@ -46,20 +49,28 @@ OeIdStoreRead(Oid seqoid)
 	LOCAL_FCINFO(fcinfo, 1);
 
 	OeInternalEnter(&scope, true);
-
-	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = ObjectIdGetDatum(seqoid);
-	fcinfo->args[0].isnull = false;
-	result = DatumGetInt64(pg_sequence_last_value(fcinfo));
-	if (fcinfo->isnull)
+	PG_TRY();
 	{
-		HeapTuple	tup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqoid));
+		InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+		fcinfo->args[0].value = ObjectIdGetDatum(seqoid);
+		fcinfo->args[0].isnull = false;
+		result = DatumGetInt64(pg_sequence_last_value(fcinfo));
+		if (fcinfo->isnull)
+		{
+			HeapTuple	tup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqoid));
 
-		if (!HeapTupleIsValid(tup))
-			elog(ERROR, "cache lookup failed for sequence %u", seqoid);
-		result = ((Form_pg_sequence) GETSTRUCT(tup))->seqstart - 1;
-		ReleaseSysCache(tup);
+			if (!HeapTupleIsValid(tup))
+				elog(ERROR, "cache lookup failed for sequence %u", seqoid);
+			result = ((Form_pg_sequence) GETSTRUCT(tup))->seqstart - 1;
+			ReleaseSysCache(tup);
+		}
 	}
+	PG_CATCH();
+	{
+		OeInternalAbort(&scope);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	OeInternalExit(&scope);
 	return result;
 }
@@ -75,8 +86,17 @@ OeIdStoreWrite(Oid seqoid, int64 value)
 	OeInternalScope scope;
 
 	OeInternalEnter(&scope, true);
-	DirectFunctionCall2(setval_oid, ObjectIdGetDatum(seqoid),
-						Int64GetDatum(value));
+	PG_TRY();
+	{
+		DirectFunctionCall2(setval_oid, ObjectIdGetDatum(seqoid),
+							Int64GetDatum(value));
+	}
+	PG_CATCH();
+	{
+		OeInternalAbort(&scope);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	OeInternalExit(&scope);
 
 	/* setval() wrote its WAL record; don't hand anything out before it is on disk */

@@ -47,21 +47,25 @@
 /* the persisted high-water mark runs at most this far ahead of the clock */
 #define OE_SNOWFLAKE_LEASE_MS	1000
 
-/* a slot of the shared table serves one tag, or the snowflake of a database */
+/*
+ * The server-wide snowflake high-water mark, a file in the data directory
+ * (id_snowflake.c): every database of the server shares one generator.
+ */
+#define OE_SNOWFLAKE_HWM_FILE	"order_engine_snowflake.hwm"
+
+/* a slot of the shared table serves one tag of one database */
 typedef enum OeIdSlotKind
 {
 	OE_SLOT_FREE = 0,
-	OE_SLOT_SEGMENT,
-	OE_SLOT_SNOWFLAKE
+	OE_SLOT_SEGMENT
 } OeIdSlotKind;
 
 /*
  * One tag's state in shared memory.  The hot path touches only the atomics:
  * it adds to cursor and accepts the ids below cur_end.  Everything else is
- * protected by lock, which is taken only to switch or fetch ranges.
- *
- * For a snowflake slot, cursor packs (millisecond << 12 | sequence) of the
- * last id and cur_end is the persisted high-water mark (milliseconds).
+ * protected by lock, which guards in-memory state only (never held across
+ * I/O or a heavyweight lock wait); range fetches are serialised by a session
+ * lock on the tag's sequence (id_segment.c).
  */
 typedef struct OeIdSlot
 {
@@ -104,7 +108,11 @@ extern int	OeSnowflakeMaxWait;
 extern Size OeIdsShmemSize(void);
 extern void OeIdsShmemInit(void);
 
-/* id_segment.c: the slot table, shared with id_snowflake.c */
+/* id_snowflake.c: the server-wide generator (part of the ids segment) */
+extern Size OeSnowflakeShmemSize(void);
+extern void OeSnowflakeShmemInit(void);
+
+/* id_segment.c: the slot table */
 extern OeIdSlot *OeIdSlotAttach(OeIdSlotKind kind, const char *tag,
 								Oid seqoid, int64 base_step, uint32 *generation);
 
