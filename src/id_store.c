@@ -29,7 +29,11 @@
 #include "catalog/pg_sequence.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "replication/syncrep.h"
+#include "replication/walsender_private.h"
+#include "storage/lwlock.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/syscache.h"
 
 #include "errors.h"
@@ -76,6 +80,41 @@ OeIdStoreRead(Oid seqoid)
 }
 
 /*
+ * With synchronous standbys configured, a range is not handed out before
+ * they have flushed its record either: after a failover the new primary
+ * then continues above every id the old one ever gave a client.  This
+ * holds whatever the caller's synchronous_commit says (for the wait it is
+ * "on"; SyncRepWaitForLSN caps a non-commit wait at remote flush).  A
+ * wait that ends without the standby's confirmation (a cancel) is an
+ * error: the range stays reserved and unused, a gap, never a repeat.
+ */
+static void
+oe_wait_for_sync_standby(XLogRecPtr lsn)
+{
+	int			nestlevel;
+	bool		confirmed;
+
+	if (SyncRepStandbyNames == NULL || SyncRepStandbyNames[0] == '\0')
+		return;
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("synchronous_commit", "on", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	SyncRepWaitForLSN(lsn, false);
+	AtEOXact_GUC(true, nestlevel);
+
+	/* (not the "defined" flag: its type changed within 15.x minor releases) */
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+	confirmed = WalSndCtl->lsn[SYNC_REP_WAIT_FLUSH] >= lsn;
+	LWLockRelease(SyncRepLock);
+	if (!confirmed)
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("id range not confirmed by the synchronous standby"),
+				 errdetail("The wait for synchronous replication was cancelled; no id of the range was handed out."),
+				 errhint("Retry; the ids are skipped, never repeated.")));
+}
+
+/*
  * Durably move the sequence to value, independent of the caller's
  * transaction: setval() is not undone by a rollback, and the flush makes
  * sure a crash right after cannot forget it.
@@ -101,4 +140,5 @@ OeIdStoreWrite(Oid seqoid, int64 value)
 
 	/* setval() wrote its WAL record; don't hand anything out before it is on disk */
 	XLogFlush(XactLastRecEnd);
+	oe_wait_for_sync_standby(XactLastRecEnd);
 }

@@ -403,6 +403,8 @@ my @SAMPLES = (
 	[ 'ship_order(bigint,text)',                "{B} + 1, 'L{B}'" ],
 	[ 'update_order(bigint,bigint,jsonb)',      q{{B} + 1, 3, '{"note": "n"}'} ],
 	[ 'complete_order(bigint)',                 "{B} + 1" ],
+	[ 'buyer_orders(bigint,bigint,integer)',    "7, NULL, 5" ],
+	[ 'seller_orders(bigint,bigint,integer)',   "900, {B} + 5, 5" ],
 	[ 'cancel_order(bigint,text)',              "{B} + 2, 'sweep'" ],
 	[ 'cancel_order(bigint,text)',              "{B} + 3, 'sweep'" ],
 	[ 'pay_order(bigint,text,numeric)',         "{B} + 3, 'pay{B}c', 3.75" ],

@@ -1,0 +1,100 @@
+# Failover to a synchronous standby: clients draw next_id, next_order_no
+# and snowflake_id from the primary and record every id the moment they
+# receive it; the primary is killed (-9) at a random moment, the standby is
+# promoted and the load goes on there.  No id may be handed out twice
+# across the failover, and the worker must serve the new primary.
+#
+# Why it holds: with synchronous_standby_names set, a range fetch waits
+# for the standby's flush of its setval() record before any id of it is
+# handed out (src/id_store.c), whatever the client's synchronous_commit.
+use strict;
+use warnings;
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use OrderEngineTest;
+
+my $clients = 4;
+my $calls = 20000;
+
+my $primary = oe_node('primary', init => { allows_streaming => 1 },
+	conf => "order_engine.id_max_step = 40\nsynchronous_standby_names = 'standby1'\n");
+$primary->start;
+$primary->safe_psql('postgres', q{
+	CREATE EXTENSION order_engine;
+	SELECT order_engine.create_id_tag('fo', 1, 10);
+});
+$primary->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('standby1');
+$standby->init_from_backup($primary, 'b', has_streaming => 1);
+$standby->start;
+ok(wait_for($primary, q{SELECT sync_state = 'sync' FROM pg_stat_replication WHERE application_name = 'standby1'}),
+	'the standby is synchronous');
+
+# clients in autocommit mode, some with synchronous_commit off (the wait
+# for the standby must not depend on it); each prints what it receives
+my $sql = "SELECT 'got', order_engine.next_id('fo'), order_engine.next_order_no(7), order_engine.snowflake_id();\n" x $calls;
+sub start_clients
+{
+	my ($node, $tag) = @_;
+	my @h;
+	for my $c (1 .. $clients)
+	{
+		my $out = '';
+		my $pre = $c % 2 ? "SET synchronous_commit = off;\n" : '';
+		my $in = $pre . $sql;
+		my $h = IPC::Run::start([ 'psql', '-X', '-A', '-t', '-d', $node->connstr('postgres') ],
+			'<', \$in, '>', \$out, '2>', \my $err);
+		push @h, { h => $h, out => \$out, name => "$tag$c" };
+	}
+	return @h;
+}
+
+my @first = start_clients($primary, 'p');
+# let them draw for a random 1 to 3 s, then kill the primary
+my $until = time() + 1 + int(rand(3));
+$_->{h}->pump_nb for @first;
+while (time() < $until) { $_->{h}->pump_nb for @first; usleep(20_000); }
+kill9_all($primary);
+for my $c (@first)
+{
+	eval { $c->{h}->finish; };
+}
+$standby->promote;
+ok(wait_for($standby, q{SELECT NOT pg_is_in_recovery()}), 'the standby was promoted');
+
+my @second = start_clients($standby, 's');
+my $deadline = time() + 120;
+while (time() < $deadline && grep { $_->{h}->pumpable } @second)
+{
+	$_->{h}->pump_nb for @second;
+	last if (() = ${ $second[0]{out} } =~ /got/g) >= 2000;
+	usleep(20_000);
+}
+$_->{h}->kill_kill for @second;
+
+my (%id, %no, %sf, $n_before, $n_after);
+my $dups = 0;
+for my $c (@first, @second)
+{
+	for my $line (split /\n/, ${ $c->{out} })
+	{
+		next unless $line =~ /^got\|(\d+)\|(\d+)\|(\d+)$/;
+		$c->{name} =~ /^p/ ? $n_before++ : $n_after++;
+		$dups++ if $id{$1}++;
+		$dups++ if $no{$2}++;
+		$dups++ if $sf{$3}++;
+	}
+}
+cmp_ok($n_before // 0, '>', 100, "ids drawn from the primary before the kill ($n_before)");
+cmp_ok($n_after // 0, '>', 100, "ids drawn from the promoted standby ($n_after)");
+is($dups, 0, 'no next_id, next_order_no or snowflake_id handed out twice across the failover');
+
+ok(wait_for($standby, q{SELECT pg_catalog.count(*) > 0 FROM order_engine.worker_status WHERE pid IS NOT NULL AND runs > 0}),
+	'the worker serves the new primary');
+
+$standby->stop;
+done_testing();
