@@ -21,7 +21,7 @@ my $clients = 4;
 my $calls = 20000;
 
 my $primary = oe_node('primary', init => { allows_streaming => 1 },
-	conf => "order_engine.id_max_step = 40\nsynchronous_standby_names = 'standby1'\n");
+	conf => "order_engine.id_max_step = 40\n");
 $primary->start;
 $primary->safe_psql('postgres', q{
 	CREATE EXTENSION order_engine;
@@ -31,6 +31,9 @@ $primary->backup('b');
 my $standby = PostgreSQL::Test::Cluster->new('standby1');
 $standby->init_from_backup($primary, 'b', has_streaming => 1);
 $standby->start;
+# synchronous only once the standby is there (every commit would wait)
+$primary->safe_psql('postgres', q{ALTER SYSTEM SET synchronous_standby_names = 'standby1'});
+$primary->reload;
 ok(wait_for($primary, q{SELECT sync_state = 'sync' FROM pg_stat_replication WHERE application_name = 'standby1'}),
 	'the standby is synchronous');
 
@@ -54,11 +57,20 @@ sub start_clients
 }
 
 my @first = start_clients($primary, 'p');
-# let them draw for a random 1 to 3 s, then kill the primary
+# let them draw for a random 1 to 3 s
 my $until = time() + 1 + int(rand(3));
 $_->{h}->pump_nb for @first;
 while (time() < $until) { $_->{h}->pump_nb for @first; usleep(20_000); }
+# then cut the standby off (its WAL receiver stopped) while the clients go
+# on, so that anything handed out from now on that needed a new range was
+# never on the standby; then kill the primary and let the standby go on
+my $walrcv = $standby->safe_psql('postgres', 'SELECT pid FROM pg_stat_wal_receiver');
+ok($walrcv =~ /^\d+$/, "the standby's WAL receiver ($walrcv)");
+kill 'STOP', $walrcv;
+$until = time() + 2;
+while (time() < $until) { $_->{h}->pump_nb for @first; usleep(20_000); }
 kill9_all($primary);
+kill 'CONT', $walrcv;
 for my $c (@first)
 {
 	eval { $c->{h}->finish; };
@@ -76,22 +88,25 @@ while (time() < $deadline && grep { $_->{h}->pumpable } @second)
 }
 $_->{h}->kill_kill for @second;
 
-my (%id, %no, %sf, $n_before, $n_after);
+my (%id, %no, %sf, $n_before, $n_after, %dupkind);
 my $dups = 0;
 for my $c (@first, @second)
 {
 	for my $line (split /\n/, ${ $c->{out} })
 	{
-		next unless $line =~ /^got\|(\d+)\|(\d+)\|(\d+)$/;
-		$c->{name} =~ /^p/ ? $n_before++ : $n_after++;
-		$dups++ if $id{$1}++;
-		$dups++ if $no{$2}++;
-		$dups++ if $sf{$3}++;
+		my ($i, $o, $f) = $line =~ /^got\|(\d+)\|(\d+)\|(\d+)$/ or next;
+		my $who = $c->{name};
+		substr($who, 0, 1) eq 'p' ? $n_before++ : $n_after++;
+		if ($id{$i}) { $dups++; $dupkind{"next_id $i ($id{$i} and $who)"}++; }
+		if ($no{$o}) { $dups++; $dupkind{"next_order_no $o ($no{$o} and $who)"}++; }
+		if ($sf{$f}) { $dups++; $dupkind{"snowflake_id $f ($sf{$f} and $who)"}++; }
+		$id{$i} //= $who; $no{$o} //= $who; $sf{$f} //= $who;
 	}
 }
 cmp_ok($n_before // 0, '>', 100, "ids drawn from the primary before the kill ($n_before)");
 cmp_ok($n_after // 0, '>', 100, "ids drawn from the promoted standby ($n_after)");
-is($dups, 0, 'no next_id, next_order_no or snowflake_id handed out twice across the failover');
+is($dups, 0, 'no next_id, next_order_no or snowflake_id handed out twice across the failover')
+  or diag(join("\n", (sort keys %dupkind)[0 .. 9]));
 
 ok(wait_for($standby, q{SELECT pg_catalog.count(*) > 0 FROM order_engine.worker_status WHERE pid IS NOT NULL AND runs > 0}),
 	'the worker serves the new primary');
