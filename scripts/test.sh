@@ -199,9 +199,10 @@ count_tap() {
         }' "$1"
 }
 
-# tap_file(file, stdout, stderr, rc, seconds): count one TAP file's output
+# tap_file(file, stdout, stderr, rc, seconds[, log]): count one TAP file's
+# output; on failure show its failures, stderr and the tail of log
 tap_file() {
-    local f=$1 out=$2 err=$3 rc=$4 secs=$5 p b s plan seen why
+    local f=$1 out=$2 err=$3 rc=$4 secs=$5 log=${6:-} p b s plan seen why
     read -r p b s plan seen why < <(count_tap "$out")
     if [ "$plan" -eq 0 ] && [ "$seen" -eq 0 ] && [ "$why" != "-" ]; then
         record_skip "$f" 1 "$why"
@@ -217,6 +218,10 @@ tap_file() {
             "$f" "$p" "$b" "$plan" "$seen" "$(rc_text "$rc")" "$secs"
         grep -E '^not ok|^Bail out!' "$out" | head -50 | sed 's/^/     /'
         tail -80 "$err" | sed 's/^/     /'
+        if [ -n "$log" ] && [ -f "$log" ]; then
+            echo "     -- last lines of $log"
+            tail -40 "$log" | sed 's/^/     /'
+        fi
     else
         printf '   ok     %-40s %d passed (%ds)\n' "$f" "$p" "$secs"
     fi
@@ -411,7 +416,8 @@ suite_tap() {
             perl "$f") >"$base.out" 2>"$base.err" </dev/null
         rc=$?
         case $rc in 124|137) echo "   TIMEOUT: $f killed, tap ran out of its ${S_LIMIT}s"; stop_servers_under "$dir" ;; esac
-        tap_file "$f" "$base.out" "$base.err" $rc $((SECONDS - t0))
+        tap_file "$f" "$base.out" "$base.err" $rc $((SECONDS - t0)) \
+            "$dir/tmp_check/log/regress_log_$(basename "$f" .pl)"
     done
 }
 
