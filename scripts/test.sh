@@ -278,6 +278,10 @@ t0=$SECONDS
 mkdir -p "$INST/usr/lib/postgresql" "$INST/usr/share/postgresql"
 cp -a "/usr/lib/postgresql/$OE_PG_MAJOR" "$INST/usr/lib/postgresql/"
 cp -a "/usr/share/postgresql/$OE_PG_MAJOR" "$INST/usr/share/postgresql/"
+# whatever order_engine another tree installed system-wide is not ours
+rm -rf "$INST/usr/share/postgresql/$OE_PG_MAJOR/extension"/order_engine[.-]* \
+    "$INST/usr/lib/postgresql/$OE_PG_MAJOR/lib/order_engine.so" \
+    "$INST/usr/lib/postgresql/$OE_PG_MAJOR/lib/bitcode/order_engine"*
 chown -R postgres: "$INST"
 oe_as_postgres make -s -C "$SRC" install DESTDIR="$INST" >>"$WORK/build.log" 2>&1
 rc=$?
