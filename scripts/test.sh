@@ -244,7 +244,7 @@ rc=$?
 step packages $rc $((SECONDS - t0))
 # every program the suites call, beyond the packages' own status
 for prog in make gcc cppcheck sqlsmith pg_prove prove perl timeout pgbouncer prometheus-postgres-exporter; do
-    command -v "$prog" >/dev/null 2>&1 || { echo "   missing program: $prog"; STEPS_FAILED="$STEPS_FAILED programs"; }
+    PATH="$PATH:/usr/sbin:/sbin" command -v "$prog" >/dev/null 2>&1 || { echo "   missing program: $prog"; STEPS_FAILED="$STEPS_FAILED programs"; }
 done
 perl -MIPC::Run -e1 2>/dev/null || { echo "   missing Perl module IPC::Run"; STEPS_FAILED="$STEPS_FAILED programs"; }
 /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || { echo "   missing Python module psycopg2 (for /usr/bin/python3)"; STEPS_FAILED="$STEPS_FAILED programs"; }
@@ -427,7 +427,7 @@ suite_tap() {
 
 for s in $SUITES; do
     case $s in
-        lint) oe_say "step lint"; step_lint; continue ;;
+        lint) step_lint; continue ;;
     esac
     oe_say "suite $s"
     limit_var=T_$(echo "$s" | tr '[:lower:]' '[:upper:]')
