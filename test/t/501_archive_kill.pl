@@ -2,7 +2,7 @@
 # order stays live or archived, never both, never neither, and lines and
 # events travel with their order.  "In the middle" is proven, not timed:
 # another session holds the archive_watermark row, which archive_orders
-# updates as the last statement of each batch (src/archive.c), and the kill
+# writes as the last statement of each batch (src/archive.c), and the kill
 # comes once pg_stat_activity shows the worker blocked by that session, so
 # a batch has moved its orders and not committed.
 use strict;
@@ -45,7 +45,10 @@ sub start_blocker
 	my ($in, $out, $err) = ('', '', '');
 	my $h = IPC::Run::start(['psql', '-X', '-q', '-A', '-t', '-d', $node->connstr('postgres')],
 		'<', \$in, '>', \$out, '2>', \$err, IPC::Run::timeout(120));
-	$in .= "BEGIN;\nSELECT 1 FROM order_engine.archive_watermark FOR UPDATE;\n"
+	# takes the singleton row whether it exists (locks it) or not (inserts
+	# it, uncommitted, so the batch's INSERT ... ON CONFLICT waits too)
+	$in .= "BEGIN;\nINSERT INTO order_engine.archive_watermark (singleton) VALUES (true)"
+	  . " ON CONFLICT (singleton) DO UPDATE SET last_batch_at = order_engine.archive_watermark.last_batch_at;\n"
 	  . "SELECT 'locked:' || pg_backend_pid();\n";
 	$h->pump until $out =~ /locked:(\d+)/;
 	return ($h, $1);
