@@ -1,5 +1,9 @@
 --
--- The extension installs, drops and walks its upgrade chain cleanly.
+-- The extension installs and drops cleanly, and an installation of every
+-- earlier version, with data made by that version's functions, updates to
+-- the current one keeping the data and working on.  (There is no base
+-- script of the current version: a fresh install runs the same chain, so
+-- only an update with data in it tests more than a fresh install does.)
 --
 CREATE EXTENSION order_engine;
 
@@ -7,10 +11,13 @@ SELECT extname, extrelocatable, n.nspname
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
  WHERE extname = 'order_engine';
 
--- the installed version is the default one
-SELECT e.extversion = a.default_version AS at_default_version
-  FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname
- WHERE e.extname = 'order_engine';
+-- every earlier version has its update test below: a new release makes
+-- its predecessor show up here until one is added
+SELECT v.version AS version_without_update_test
+  FROM pg_available_extension_versions v
+  JOIN pg_available_extensions a ON a.name = v.name
+ WHERE v.name = 'order_engine' AND v.version <> a.default_version
+   AND v.version NOT IN ('0.1', '0.2', '0.3', '0.4');
 
 -- the documented roles exist, and the admin role has the app role's rights
 SELECT rolname, rolcanlogin FROM pg_roles
@@ -20,8 +27,16 @@ SELECT pg_has_role('order_engine_admin', 'order_engine_app', 'MEMBER') AS admin_
 -- nothing of the extension is usable by PUBLIC
 SELECT has_schema_privilege('public', 'order_engine', 'USAGE') AS public_schema_usage;
 
--- the worker table is readable (this server preloads the library)
-SELECT count(*) >= 0 AS status_readable FROM order_engine.worker_status;
+-- the library is preloaded (worker_status needs its shared memory) and the
+-- worker of test/postgresql.conf's database has registered its jobs
+DO $$
+BEGIN
+    FOR i IN 1 .. 600 LOOP
+        EXIT WHEN EXISTS (SELECT FROM order_engine.worker_status WHERE datname = 'postgres');
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT datname, count(*) > 0 AS has_jobs FROM order_engine.worker_status GROUP BY datname;
 
 -- every GUC is reserved under the prefix
 SET order_engine.no_such_setting = 1;
@@ -33,9 +48,137 @@ SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = 'order_engine'::regna
      + (SELECT count(*) FROM pg_type WHERE typnamespace = 'order_engine'::regnamespace)
        AS leftover_objects;
 
--- the upgrade chain: oldest version, then ALTER EXTENSION ... UPDATE
+--
+-- Updates with data: for each earlier version, install it, fill it with
+-- that version's functions, ALTER EXTENSION ... UPDATE, then check that the
+-- data is still there and that old and new functions work on it.
+--
+CREATE TABLE public.upg_ids (kind text, id bigint);
+CREATE TABLE public.upg_tokens (token text);
+
+CREATE FUNCTION public.upg_fill(v text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF v >= '0.2' THEN                  -- stock, holds, buckets, limits
+        PERFORM order_engine.restock(1001, 10);
+        PERFORM order_engine.set_price(1001, 2.5);
+        PERFORM order_engine.restock(1002, 20);
+        PERFORM order_engine.set_buckets(1002, 4);
+        PERFORM order_engine.set_purchase_limit(1001, 5);
+        PERFORM order_engine.reserve(1, ARRAY[1001, 1002]::bigint[], ARRAY[2, 3]::bigint[], '1 hour', 77);
+        PERFORM order_engine.reserve(2, ARRAY[1001]::bigint[], ARRAY[1]::bigint[]);
+        PERFORM order_engine.confirm(2);
+        PERFORM order_engine.reserve(3, ARRAY[1002]::bigint[], ARRAY[1]::bigint[]);
+        PERFORM order_engine.release(3);
+        PERFORM order_engine.try_deduct(1001, 1);
+    END IF;
+    IF v >= '0.3' THEN                  -- ids
+        PERFORM order_engine.create_id_tag('upg', 100, 10);
+        INSERT INTO public.upg_ids SELECT 'id', order_engine.next_id('upg');
+        INSERT INTO public.upg_ids SELECT 'id', unnest(order_engine.next_ids('upg', 3));
+        INSERT INTO public.upg_ids SELECT 'snowflake', order_engine.snowflake_id();
+    END IF;
+    IF v >= '0.4' THEN                  -- idempotency keys, checkout tokens
+        PERFORM order_engine.idem_begin('upg', 'k1', '{"a": 1}');
+        PERFORM order_engine.idem_finish('upg', 'k1', '{"done": true}');
+        INSERT INTO public.upg_tokens SELECT order_engine.issue_token(5);
+    END IF;
+END $$;
+
+-- one row per check: what, and what it found
+CREATE FUNCTION public.upg_check(v text, OUT what text, OUT got text) RETURNS SETOF record
+LANGUAGE plpgsql AS $$
+DECLARE
+    st text;
+BEGIN
+    what := 'updated to the default version';
+    got := (SELECT (e.extversion = a.default_version)::text
+              FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname
+             WHERE e.extname = 'order_engine');
+    RETURN NEXT;
+    IF v >= '0.2' THEN
+        what := 'stock kept';
+        got := (SELECT string_agg(format('%s: %s/%s/%s', sku_id, available, held, sold), ', ' ORDER BY sku_id)
+                  FROM order_engine.stock WHERE sku_id IN (1001, 1002));
+        RETURN NEXT;
+        what := 'holds kept';
+        got := (SELECT string_agg(format('%s/%s:%s:%s', order_no, sku_id, qty, state), ', ' ORDER BY order_no, sku_id)
+                  FROM order_engine.stock_hold);
+        RETURN NEXT;
+        what := 'audit'; got := (SELECT bool_and(ok)::text FROM order_engine.stock_audit()); RETURN NEXT;
+        what := 'old hold confirms'; got := order_engine.confirm(1)::text; RETURN NEXT;
+        what := 'new order on old stock';
+        got := order_engine.place_order(9001, 77, 1, '[{"sku_id": 1001, "qty": 1}]');
+        RETURN NEXT;
+        -- buyer 77 has 2 confirmed + 1 pending of SKU 1001; the limit is 5
+        what := 'purchase limit kept';
+        BEGIN
+            got := order_engine.reserve(10, ARRAY[1001]::bigint[], ARRAY[3]::bigint[], '1 hour', 77)::text;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
+            got := 'error ' || st;
+        END;
+        RETURN NEXT;
+        what := 'stock after';
+        got := (SELECT string_agg(format('%s: %s/%s/%s', sku_id, available, held, sold), ', ' ORDER BY sku_id)
+                  FROM order_engine.stock WHERE sku_id IN (1001, 1002));
+        RETURN NEXT;
+        what := 'audit after'; got := (SELECT bool_and(ok)::text FROM order_engine.stock_audit()); RETURN NEXT;
+    END IF;
+    IF v >= '0.3' THEN
+        what := 'next id is new';
+        got := (order_engine.next_id('upg') > (SELECT max(id) FROM public.upg_ids WHERE kind = 'id'))::text;
+        RETURN NEXT;
+        what := 'next snowflake is new';
+        got := (order_engine.snowflake_id() > (SELECT max(id) FROM public.upg_ids WHERE kind = 'snowflake'))::text;
+        RETURN NEXT;
+    END IF;
+    IF v >= '0.4' THEN
+        what := 'idempotent replay';
+        got := (SELECT state || ' ' || response::text FROM order_engine.idem_begin('upg', 'k1', '{"a": 1}'));
+        RETURN NEXT;
+        what := 'old token consumed once';
+        got := order_engine.consume_token(5, (SELECT token FROM public.upg_tokens))::text || ','
+            || order_engine.consume_token(5, (SELECT token FROM public.upg_tokens))::text;
+        RETURN NEXT;
+    END IF;
+    -- the current version's functions work on the updated installation
+    PERFORM order_engine.restock(1009, 3);
+    PERFORM order_engine.set_price(1009, 1);
+    what := 'current functions';
+    got := order_engine.place_order(9009, 1, 1, '[{"sku_id": 1009, "qty": 1}]') || ' '
+        || order_engine.pay_order(9009, 'p9009', 1);
+    RETURN NEXT;
+END $$;
+
 CREATE EXTENSION order_engine VERSION '0.1';
+SELECT public.upg_fill('0.1');
 ALTER EXTENSION order_engine UPDATE;
-SELECT e.extversion = a.default_version AS updated_to_default
-  FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname
- WHERE e.extname = 'order_engine';
+SELECT * FROM public.upg_check('0.1');
+DROP EXTENSION order_engine;
+TRUNCATE public.upg_ids, public.upg_tokens;
+
+CREATE EXTENSION order_engine VERSION '0.2';
+SELECT public.upg_fill('0.2');
+ALTER EXTENSION order_engine UPDATE;
+SELECT * FROM public.upg_check('0.2');
+DROP EXTENSION order_engine;
+TRUNCATE public.upg_ids, public.upg_tokens;
+
+CREATE EXTENSION order_engine VERSION '0.3';
+SELECT public.upg_fill('0.3');
+ALTER EXTENSION order_engine UPDATE;
+SELECT * FROM public.upg_check('0.3');
+DROP EXTENSION order_engine;
+TRUNCATE public.upg_ids, public.upg_tokens;
+
+CREATE EXTENSION order_engine VERSION '0.4';
+SELECT public.upg_fill('0.4');
+ALTER EXTENSION order_engine UPDATE;
+SELECT * FROM public.upg_check('0.4');
+DROP EXTENSION order_engine;
+
+DROP FUNCTION public.upg_fill(text), public.upg_check(text);
+DROP TABLE public.upg_ids, public.upg_tokens;
+
+-- the installation the other files of this suite use
+CREATE EXTENSION order_engine;

@@ -58,9 +58,15 @@ SELECT bool_and(d > 0) AS snowflake_increasing
 SELECT (order_engine.snowflake_id() >> 12) & 1023 AS node_id,
        abs(extract(epoch FROM now()) * 1000
            - ((order_engine.snowflake_id() >> 22) + 1704067200000)) < 60000 AS time_is_now;
--- the persisted high-water mark is ahead of every id handed out
-SELECT last_value >= (order_engine.snowflake_id() >> 22) - 1000 AS hwm_tracks_clock
-  FROM order_engine.snowflake_hwm;
+-- the persisted high-water mark (sequence snowflake_hwm, milliseconds since
+-- the snowflake epoch) is at or past the millisecond of every id handed out:
+-- after a crash the generator starts above it, so no id can repeat
+CREATE TEMP TABLE r_snowflakes AS
+  SELECT order_engine.snowflake_id() AS s FROM generate_series(1, 5000);
+SELECT (SELECT last_value FROM order_engine.snowflake_hwm) >= max(s >> 22) AS hwm_ahead_of_every_id,
+       count(DISTINCT s) = 5000 AS all_distinct
+  FROM r_snowflakes;
+DROP TABLE r_snowflakes;
 
 -- errors -----------------------------------------------------------------
 

@@ -10,7 +10,10 @@
 #   order live xor archived, none lost; every idempotency key's effect at
 #   most once; every expired hold released (and every overdue order
 #   closed) within a bound once the worker runs; no error of the load has
-#   an undocumented SQLSTATE; no backend died of a signal.
+#   an undocumented SQLSTATE (each error also goes to the server log with
+#   RAISE LOG, so errors inside the rolled-back transactions of
+#   rollback.sql, whose chaos.errors rows roll back with them, are checked
+#   too); no backend died of a signal.
 #
 #   test/chaos.sh [rounds]     default 20, or 3 when CI is set
 #
@@ -207,6 +210,8 @@ BEGIN
         END IF;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
+        -- the log keeps what a rollback of the caller's transaction undoes
+        RAISE LOG 'chaos-error % % %', op, st, msg;
         INSERT INTO chaos.errors (op, sqlstate, message, detail) VALUES (op, st, msg, det);
         r := 0;
     END;
@@ -256,6 +261,7 @@ DUE_SQL="SELECT (SELECT count(*) FROM order_engine.stock_hold WHERE state = 'hel
              + (SELECT count(*) FROM order_engine.orders WHERE status = 'pending_payment' AND pay_deadline < now())"
 
 FAILS=0
+EXPECTED=$(psql_su -c "SELECT string_agg(sqlstate, ' ') FROM chaos.expected")
 LOGPOS=0
 LAST_ERROR=0
 OPS=0
@@ -274,10 +280,16 @@ check_round() {
     dups=$(grep -ho 'chaos-id [a-z_]* -\?[0-9]*' "$LOG" | sort | uniq -d | head -5)
     [ -z "$dups" ] || fail "$round" "id handed out twice: $(echo "$dups" | tr '\n' ' ')"
     # what the server logged since the last check: no backend or worker died
-    bad=$(tail -n +"$((LOGPOS + 1))" "$LOG" | grep -E 'terminated by signal|PANIC|FATAL|exited with exit code [^0]' |
+    tail -n +"$((LOGPOS + 1))" "$LOG" >"$DIR/log.slice"
+    LOGPOS=$((LOGPOS + $(wc -l <"$DIR/log.slice")))
+    bad=$(grep -E 'terminated by signal|PANIC|FATAL|exited with exit code [^0]' "$DIR/log.slice" |
           grep -v 'due to unexpected postmaster exit' | head -1 || true)
-    LOGPOS=$(wc -l <"$LOG")
     [ -z "$bad" ] || fail "$round" "server log: $bad"
+    # every error of the load, rolled back or not, by its log line
+    undoc=$(grep -oE 'LOG:  chaos-error [a-z_]+ [0-9A-Z]{5}' "$DIR/log.slice" |
+            awk -v ok=" $EXPECTED " 'index(ok, " " $4 " ") == 0 { print $4 " in " $3 }' |
+            sort | uniq -c | head -5 | tr -s ' \n' ' ' || true)
+    [ -z "$undoc" ] || fail "$round" "undocumented error in the server log (rolled back ones included):$undoc"
     # the worker releases what expired (before or during the crash) within the bound
     t0=$(date +%s)
     while :; do
@@ -336,6 +348,8 @@ orders=$(psql_su -c "SELECT count(*) FROM chaos.placed")
 archived=$(psql_su -c "SELECT count(*) FROM order_engine_archive.orders")
 say "rounds: $ROUNDS, operations (pgbench transactions): $OPS, crashes survived: $CRASHES"
 say "ids handed out (logged): $ids, orders placed: $orders, archived: $archived, longest wait for the worker after a restart: ${MAXLAG}s"
-say "business errors of the load (documented): $errs"
+logged=$(grep -oE 'LOG:  chaos-error [a-z_]+ [0-9A-Z]{5}' "$LOG" | awk '{ print $4 }' | sort | uniq -c |
+         awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 }' || true)
+say "business errors of the load (documented): $errs; in the log, rolled-back ones included: ${logged:-none}"
 say "failures: $FAILS"
 [ "$FAILS" -eq 0 ]

@@ -10,7 +10,7 @@ use Test::More;
 use Time::HiRes qw(usleep);
 use Exporter 'import';
 
-our @EXPORT = qw(oe_node wait_for poll_value kill9_all);
+our @EXPORT = qw(oe_node wait_for poll_value kill9_all wait_for_log);
 
 # A node with the suite's settings (test/postgresql.conf); extra settings
 # are appended.  The worker serves database "postgres" unless told.
@@ -75,6 +75,20 @@ sub poll_value
 		usleep(50_000);
 	}
 	return '';
+}
+
+# Wait until the node's server log matches $re, at most $secs seconds.
+sub wait_for_log
+{
+	my ($node, $re, $secs) = @_;
+	$secs //= 30;
+	my $deadline = time() + $secs;
+	while (time() < $deadline)
+	{
+		return 1 if PostgreSQL::Test::Utils::slurp_file($node->logfile) =~ $re;
+		usleep(100_000);
+	}
+	return 0;
 }
 
 1;

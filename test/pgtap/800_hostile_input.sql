@@ -7,12 +7,20 @@
 -- huge intervals.  Each call runs in its own subtransaction (and is rolled
 -- back, so calls do not depend on each other); an error must carry one of
 -- the SQLSTATEs documented in README's table, never XX000, and the
--- backend must survive.  The sweep runs as a superuser (deepest paths)
--- and as a role holding only order_engine_app.
+-- backend must survive.  A call that returns is checked for forbidden
+-- effects inside its subtransaction, before the rollback hides them: the
+-- fixture table and every relation there was at the start still exist, the
+-- fixture row is still the only row, no role was made or changed, the
+-- caller's user and search_path are back, and the stock books balance.
+-- Each call's outcome (returned, or which SQLSTATE) is recorded.  The
+-- sweep runs as a superuser (deepest paths) and as a role holding only
+-- order_engine_app.
 BEGIN;
-SELECT plan(9);
+SELECT plan(10);
 
 CREATE SCHEMA hostile;
+-- the application-role sweep's role (made here, before the role snapshot)
+CREATE ROLE hostile_app NOLOGIN IN ROLE order_engine_app;
 -- a table versioned_update may work on
 CREATE TABLE hostile.t (id integer PRIMARY KEY, version bigint NOT NULL DEFAULT 1, note text);
 INSERT INTO hostile.t VALUES (1, 1, 'n');
@@ -136,27 +144,89 @@ INSERT INTO hostile.base VALUES
 
 CREATE TABLE hostile.failure (fn text, args text, sqlstate text, message text);
 CREATE TABLE hostile.tally (who text, fn regprocedure, calls integer);
+CREATE TABLE hostile.outcome (who text, fn regprocedure, outcome text);
+-- every relation there is now, and the roles, to see that no call drops or
+-- makes one (a successful injection would)
+CREATE TABLE hostile.rels AS SELECT oid FROM pg_class;
+CREATE TABLE hostile.roles AS SELECT oid, rolname, rolsuper, rolcreaterole, rolcanlogin FROM pg_roles;
+CREATE TABLE hostile.members AS SELECT roleid, member, admin_option FROM pg_auth_members;
+-- the order_engine processes, to see that none died during the sweep
+CREATE TABLE hostile.procs AS
+    SELECT pid, backend_type FROM pg_stat_activity WHERE backend_type LIKE 'order_engine%';
 
--- One call: the error's SQLSTATE, or NULL when it returned.  A returning
--- call is rolled back too (by a private error code) so that every call
--- sees the same fixtures.
+-- What a returning call must not have done (NULL: nothing); run inside
+-- the call's subtransaction, so it sees what the rollback will undo.
+CREATE FUNCTION hostile.broken(caller name, path text) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE msg text;
+BEGIN
+    IF current_user <> caller THEN
+        RETURN 'current_user is ' || current_user || ' after the call, not ' || caller;
+    END IF;
+    IF current_setting('search_path') <> path THEN
+        RETURN 'search_path is ' || current_setting('search_path') || ' after the call';
+    END IF;
+    IF to_regclass('hostile.t') IS NULL THEN
+        RETURN 'hostile.t was dropped';
+    END IF;
+    IF EXISTS (SELECT FROM hostile.rels r WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = r.oid)) THEN
+        RETURN 'a relation was dropped: ' || (SELECT min(r.oid)::text FROM hostile.rels r
+            WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = r.oid));
+    END IF;
+    IF (SELECT count(*) FROM hostile.t) <> 1 OR NOT EXISTS (SELECT FROM hostile.t WHERE id = 1) THEN
+        RETURN 'rows of hostile.t were added or deleted';
+    END IF;
+    IF EXISTS (SELECT oid, rolname, rolsuper, rolcreaterole, rolcanlogin FROM pg_roles
+               EXCEPT SELECT * FROM hostile.roles)
+       OR (SELECT count(*) FROM pg_roles) <> (SELECT count(*) FROM hostile.roles) THEN
+        RETURN 'a role was made or changed';
+    END IF;
+    IF EXISTS (SELECT roleid, member, admin_option FROM pg_auth_members EXCEPT SELECT * FROM hostile.members)
+       OR (SELECT count(*) FROM pg_auth_members) <> (SELECT count(*) FROM hostile.members) THEN
+        RETURN 'a role membership was granted or revoked';
+    END IF;
+    -- (the audit is the admin's; the superuser sweep runs the same paths;
+    -- nested IFs, since SQL's AND does not promise an order)
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        IF EXISTS (SELECT FROM order_engine.stock_audit() WHERE NOT ok) THEN
+            RETURN 'stock books do not balance: ' || (SELECT min(detail) FROM order_engine.stock_audit() WHERE NOT ok);
+        END IF;
+    END IF;
+    RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+    RETURN 'the check itself failed: ' || msg;
+END $f$;
+
+-- One call: the error's SQLSTATE, or 'returned'.  A returning call is
+-- checked (hostile.broken), then rolled back too (by a private error code)
+-- so that every call sees the same fixtures; what the check found is
+-- written after the rollback, so that it stays.
 CREATE FUNCTION hostile.try_call(fn regprocedure, sql text, vals text[])
 RETURNS text LANGUAGE plpgsql AS $f$
-DECLARE st text; msg text;
+DECLARE
+    st text; msg text; bad text;
+    caller name := current_user;
+    path text := current_setting('search_path');
 BEGIN
     BEGIN
         EXECUTE sql USING vals;
+        bad := hostile.broken(caller, path);
         RAISE EXCEPTION 'rollback' USING ERRCODE = 'ZX999';
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
         IF st = 'ZX999' THEN
-            RETURN NULL;
-        END IF;
-        IF NOT EXISTS (SELECT 1 FROM hostile.allowed a WHERE a.sqlstate = st) THEN
+            st := 'returned';
+            IF bad IS NOT NULL THEN
+                INSERT INTO hostile.failure VALUES (fn::text,
+                    (SELECT string_agg(coalesce(left(v, 40), 'NULL'), ', ') FROM unnest(vals) v),
+                    'effect', left(bad, 200));
+            END IF;
+        ELSIF NOT EXISTS (SELECT 1 FROM hostile.allowed a WHERE a.sqlstate = st) THEN
             INSERT INTO hostile.failure VALUES (fn::text,
                 (SELECT string_agg(coalesce(left(v, 40), 'NULL'), ', ') FROM unnest(vals) v),
                 st, left(msg, 200));
         END IF;
+        INSERT INTO hostile.outcome VALUES (current_setting('hostile.who'), fn, st);
         RETURN st;
     END;
 END $f$;
@@ -176,6 +246,7 @@ DECLARE
     c integer;
 BEGIN
     PERFORM setseed(0.42);
+    PERFORM set_config('hostile.who', who, true);
     FOR f IN
         SELECT p.oid::regprocedure AS fn, ARRAY(SELECT t::regtype FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(t, o) ORDER BY o) AS types,
                coalesce(p.proargnames, '{}') AS names, p.pronargs AS nargs
@@ -233,7 +304,6 @@ SET LOCAL statement_timeout = '600s';
 SELECT cmp_ok(hostile.sweep('superuser'), '>', 2000, 'the sweep as superuser made its calls');
 
 -- the same as a role that holds only the application role
-CREATE ROLE hostile_app NOLOGIN IN ROLE order_engine_app;
 GRANT USAGE ON SCHEMA hostile TO hostile_app;
 GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA hostile TO hostile_app;
 GRANT SELECT ON hostile.t TO hostile_app;
@@ -250,14 +320,28 @@ SELECT is((SELECT count(DISTINCT fn)::integer FROM hostile.tally WHERE who = 'su
 
 SELECT is_empty($$SELECT * FROM hostile.failure WHERE sqlstate = 'XX000'$$,
                 'no call reached XX000 (internal error)');
-SELECT is_empty($$SELECT * FROM hostile.failure WHERE sqlstate <> 'XX000'$$,
+SELECT is_empty($$SELECT * FROM hostile.failure WHERE sqlstate NOT IN ('XX000', 'effect')$$,
                 'every error carries a documented SQLSTATE');
+SELECT is_empty($$SELECT * FROM hostile.failure WHERE sqlstate = 'effect'$$,
+                'no returning call dropped, added, deleted or escalated anything, or left its user or search_path changed');
 
-SELECT is((SELECT count(*)::integer FROM hostile.t WHERE id = 1 AND version = 1 AND note = 'n'),
-          1, 'the hostile values changed nothing (the table is intact)');
-SELECT is(order_engine.order_status(8005005), 'pending_payment', 'the fixture order is unchanged');
-SELECT is_empty($$SELECT * FROM order_engine.stock_audit() WHERE NOT ok$$, 'stock books balance after the sweep');
-SELECT ok((SELECT count(*) FROM pg_stat_activity) > 0, 'the server is still up');
+-- the sweep reaches past the argument checks: calls return, as both roles
+SELECT cmp_ok((SELECT count(*)::integer FROM hostile.outcome WHERE who = 'superuser' AND outcome = 'returned'),
+              '>', 500, 'many calls as superuser returned (and were checked for effects)');
+SELECT cmp_ok((SELECT count(*)::integer FROM hostile.outcome WHERE who = 'app' AND outcome = 'returned'),
+              '>', 100, 'many calls as the application role returned (and were checked for effects)');
+SELECT is((SELECT count(*)::integer FROM hostile.outcome), (SELECT sum(calls)::integer FROM hostile.tally),
+          'every call has its outcome recorded');
+
+-- for the reader: functions no call of which returned, per role
+SELECT diag('never returned as ' || who || ': ' || string_agg(fn::text, ', ' ORDER BY fn::text))
+  FROM (SELECT who, fn FROM hostile.outcome GROUP BY who, fn
+         HAVING count(*) FILTER (WHERE outcome = 'returned') = 0) n
+ GROUP BY who;
+
+SELECT is_empty($$SELECT pid, backend_type FROM hostile.procs
+                  EXCEPT SELECT pid, backend_type FROM pg_stat_activity$$,
+                'no order_engine process died during the sweep');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -8,6 +8,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 use OrderEngineTest;
 
 # a long nap: only the expiry index and the commit-time wake make it on time
@@ -18,13 +19,45 @@ ok(wait_for($node, q{SELECT bool_and(state = 'idle') FROM order_engine.worker_st
 	'worker idles with the extension');
 
 # the outbox: a committed order change is notified (by the worker, right
-# after the commit); a rolled-back one is not
+# after the commit); a rolled-back one is not.  The listener is a psql fed
+# on stdin: it prints the notifications it has after each command, so a
+# marker query shows what has arrived.
+sub start_listener
 {
-	my ($out, $err) = ('', '');
-	my $listener = IPC::Run::start(['psql', '-X', '-d', $node->connstr('postgres'),
-		'-c', 'LISTEN order_engine_events', '-c', 'SELECT pg_sleep(3)'],
-		'>', \$out, '2>', \$err);
-	sleep 1;
+	my %l = (in => '', out => '', err => '');
+	$l{h} = IPC::Run::start(['psql', '-X', '-q', '-A', '-t', '-d', $node->connstr('postgres')],
+		'<', \$l{in}, '>', \$l{out}, '2>', \$l{err}, IPC::Run::timeout(180));
+	$l{in} .= "LISTEN order_engine_events;\nSELECT 'listening';\n";
+	$l{h}->pump until $l{out} =~ /listening/;
+	return \%l;
+}
+
+my $flushes = 0;
+sub flush_listener
+{
+	my ($l) = @_;
+	$flushes++;
+	$l->{in} .= "SELECT 'flush:$flushes';\n";
+	$l->{h}->pump until $l->{out} =~ /flush:$flushes\b/;
+	return $l->{out};
+}
+
+# the worker has begun at least one whole loop (where it sends what is
+# pending) since now: two reload-triggered rounds, each counted twice
+sub worker_looped
+{
+	my $r0 = $node->safe_psql('postgres', 'SELECT max(rounds) FROM order_engine.worker_status');
+	for my $n (2, 4)
+	{
+		$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+		return 0 unless wait_for($node,
+			"SELECT max(rounds) >= $r0 + $n FROM order_engine.worker_status", 't', 60);
+	}
+	return 1;
+}
+
+{
+	my $l = start_listener();
 	$node->safe_psql('postgres', q{
 		SELECT order_engine.restock(9, 10);
 		SELECT order_engine.set_price(9, 1);
@@ -32,19 +65,25 @@ ok(wait_for($node, q{SELECT bool_and(state = 'idle') FROM order_engine.worker_st
 		SELECT order_engine.place_order(9001, 1, 1, '[{"sku_id": 9, "qty": 1}]');
 		ROLLBACK;
 	});
-	$listener->finish;
-	unlike($out, qr/Asynchronous notification/, 'a rolled-back order change notifies nobody');
+	ok(worker_looped(), 'the worker went round after the rollback');
+	flush_listener($l);
+	unlike(flush_listener($l), qr/Asynchronous notification/,
+		'a rolled-back order change notifies nobody');
 
-	($out, $err) = ('', '');
-	$listener = IPC::Run::start(['psql', '-X', '-d', $node->connstr('postgres'),
-		'-c', 'LISTEN order_engine_events', '-c', 'SELECT pg_sleep(3)'],
-		'>', \$out, '2>', \$err);
-	sleep 1;
 	$node->safe_psql('postgres', q{
 		SELECT order_engine.place_order(9002, 1, 1, '[{"sku_id": 9, "qty": 1}]');
 		SELECT order_engine.cancel_order(9002);
 	});
-	$listener->finish;
+	my $deadline = time() + 60;
+	my $out = '';
+	while (time() < $deadline)
+	{
+		$out = flush_listener($l);
+		last if $out =~ /Asynchronous notification/;
+		usleep(100_000);
+	}
+	$l->{in} .= "\\q\n";
+	$l->{h}->finish;
 	my $worker = $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity
 		WHERE backend_type = 'order_engine worker'});
 	like($out, qr/Asynchronous notification "order_engine_events" received from server process with PID $worker/,
@@ -59,13 +98,15 @@ $node->safe_psql('postgres', q{
 	SELECT order_engine.reserve(g, ARRAY[1]::bigint[], ARRAY[1]::bigint[], '1 second')
 	  FROM generate_series(1, 20) g;
 });
-ok(wait_for($node, q{SELECT count(*) FROM order_engine.stock_hold WHERE state = 'held'}, '0', 15),
+ok(wait_for($node, q{SELECT count(*) FROM order_engine.stock_hold WHERE state = 'held'}, '0', 90),
 	'the worker released 20 expired holds by itself');
 my $lag = $node->safe_psql('postgres', q{
 	SELECT round(extract(epoch FROM max(updated_at - expires_at)) * 1000)
 	  FROM order_engine.stock_hold});
 note "worst release lag: $lag ms";
-cmp_ok($lag, '<', 2000, "released within 2 s of expiry (nap is 1 h): worst $lag ms");
+# a bound far below the nap (1 h) and far above a busy machine's delays:
+# only the wake at the expiry can meet it
+cmp_ok($lag, '<', 60_000, "released within 60 s of expiry (nap is 1 h): worst $lag ms");
 is($node->safe_psql('postgres', q{SELECT bool_and(ok) FROM order_engine.stock_audit()}), 't',
 	'stock_audit is clean');
 
@@ -77,7 +118,7 @@ $node->safe_psql('postgres', q{
 });
 # (order_status: the archive job may already have moved them)
 ok(wait_for($node, q{SELECT order_engine.order_status(1001) || ',' || order_engine.order_status(1002)},
-	'closed,closed', 15), 'unpaid orders closed by the worker');
+	'closed,closed', 60), 'unpaid orders closed by the worker');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM order_engine.stock_hold
 	WHERE order_no IN (1001, 1002) AND state <> 'released'}), '0', 'their holds are released');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM (
@@ -101,7 +142,7 @@ $node->safe_psql('postgres', q{
 });
 ok(wait_for($node, q{SELECT string_agg(g || ':' || order_engine.order_status(g), ',' ORDER BY g)
 	FROM generate_series(2001, 2003) g},
-	'2001:closed,2002:pending_payment,2003:closed', 15),
+	'2001:closed,2002:pending_payment,2003:closed', 60),
 	'the other orders closed while 2002 failed');
 ok(wait_for($node, q{SELECT job || ':' || item || ':' || error FROM order_engine.quarantine},
 	'close_unpaid:2002:order 2002 is broken'), '2002 is in quarantine with its error');
@@ -116,11 +157,11 @@ $node->safe_psql('postgres', q{
 });
 $node->safe_psql('postgres', q{SELECT pg_sleep(0.1)});
 $node->safe_psql('postgres', q{SELECT order_engine.place_order(2004, 7, 900, '[{"sku_id": 1, "qty": 1}]', '1 second')});
-ok(wait_for($node, q{SELECT order_engine.order_status(2002)}, 'closed', 15),
+ok(wait_for($node, q{SELECT order_engine.order_status(2002)}, 'closed', 60),
 	'a released quarantine row is processed');
 
 # finished orders are archived (archive_after = 0), with lines and events
-ok(wait_for($node, q{SELECT count(*) FROM order_engine.orders}, '0', 15),
+ok(wait_for($node, q{SELECT count(*) FROM order_engine.orders}, '0', 60),
 	'finished orders left the live tables');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM order_engine_archive.orders}), '7',
 	'and are all in the archive');

@@ -1,30 +1,29 @@
 # kill -9 of the worker in the middle of archiving, again and again: every
 # order stays live or archived, never both, never neither, and lines and
-# events travel with their order.
+# events travel with their order.  "In the middle" is proven, not timed:
+# another session holds the archive_watermark row, which archive_orders
+# writes as the last statement of each batch (src/archive.c), and the kill
+# comes once pg_stat_activity shows the worker blocked by that session, so
+# a batch has moved its orders and not committed.
 use strict;
 use warnings;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use OrderEngineTest;
 
 my $node = oe_node('archive_kill', conf => join("\n",
 	"order_engine.naptime = '100ms'",
-	"order_engine.archive_after = 0",
+	"order_engine.archive_after = '3650d'",
 	"order_engine.archive_batch_size = 50",
 	"order_engine.archive_pause = 0",
 	"restart_after_crash = on"));
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION order_engine');
 
-# 3,000 finished orders, each with two lines and several events
-$node->safe_psql('postgres', q{
-	ALTER SYSTEM SET order_engine.archive_window = '00:00-00:01';
-	SELECT pg_reload_conf();
-});
-# a window that (almost surely) is closed now keeps the worker off while we load
+# 3,000 finished orders, each with two lines and several events; none is
+# old enough to archive (archive_after = 3650 days) while we load
 $node->safe_psql('postgres', q{
 	SELECT order_engine.restock(1, 1000000);
 	SELECT order_engine.restock(2, 1000000);
@@ -37,27 +36,53 @@ $node->safe_psql('postgres', q{
 my $total = 3000;
 my $lines = $node->safe_psql('postgres', 'SELECT count(*) FROM order_engine.order_lines');
 my $events = $node->safe_psql('postgres', 'SELECT count(*) FROM order_engine.order_events');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM order_engine_archive.orders'), '0',
+	'nothing archived while loading');
 
-$node->safe_psql('postgres', q{
-	ALTER SYSTEM SET order_engine.archive_window = '';
-	SELECT pg_reload_conf();
-});
+# a session that holds the watermark row until it is killed with the rest
+sub start_blocker
+{
+	my ($in, $out, $err) = ('', '', '');
+	my $h = IPC::Run::start(['psql', '-X', '-q', '-A', '-t', '-d', $node->connstr('postgres')],
+		'<', \$in, '>', \$out, '2>', \$err, IPC::Run::timeout(120));
+	# takes the singleton row whether it exists (locks it) or not (inserts
+	# it, uncommitted, so the batch's INSERT ... ON CONFLICT waits too)
+	$in .= "BEGIN;\nINSERT INTO order_engine.archive_watermark (singleton) VALUES (true)"
+	  . " ON CONFLICT (singleton) DO UPDATE SET last_batch_at = order_engine.archive_watermark.last_batch_at;\n"
+	  . "SELECT 'locked:' || pg_backend_pid();\n";
+	$h->pump until $out =~ /locked:(\d+)/;
+	return ($h, $1);
+}
 
 my $kills = 0;
-for my $round (1 .. 15)
+for my $round (1 .. 4)
 {
-	my $pid = poll_value($node, q{SELECT pid FROM pg_stat_activity
-		WHERE backend_type = 'order_engine worker'}, 10);
-	last unless $pid;
-	usleep(50_000 + int(rand(150_000)));
 	last if $node->safe_psql('postgres', 'SELECT count(*) FROM order_engine.orders') eq '0';
+	my ($blocker, $blocker_pid) = start_blocker();
+	if ($round == 1)
+	{
+		$node->safe_psql('postgres', q{
+			ALTER SYSTEM SET order_engine.archive_after = 0;
+			SELECT pg_reload_conf();
+		});
+	}
+	my $pid = poll_value($node, qq{SELECT pid FROM pg_stat_activity
+		WHERE backend_type = 'order_engine worker'
+		  AND $blocker_pid = ANY (pg_blocking_pids(pid))}, 60);
+	if (!$pid)
+	{
+		$blocker->kill_kill;
+		last;
+	}
 	kill 'KILL', $pid;
 	$kills++;
-	# the postmaster restarts everything after a backend is killed
+	# the postmaster restarts everything after a backend is killed, the
+	# blocker's backend too
+	eval { $blocker->finish; };
 	$node->poll_query_until('postgres', 'SELECT 1', '1');
 }
 note "killed the worker $kills times while it archived";
-cmp_ok($kills, '>=', 1, 'the worker was killed mid-archive at least once');
+cmp_ok($kills, '>=', 3, 'the worker was killed at least 3 times with a batch in flight');
 
 ok(wait_for($node, 'SELECT count(*) FROM order_engine.orders', '0', 120),
 	'archiving finished after the kills');

@@ -25,11 +25,13 @@ SELECT order_engine.reserve(:n, ARRAY[1, 2]::bigint[], ARRAY[1, 1]::bigint[], '2
 SELECT CASE WHEN :n % 3 = 0 THEN order_engine.confirm(:n) END;
 });
 
-# 8 clients for 6 s; the postmaster is killed after 2 s
-my $bench = IPC::Run::start(['pgbench', '-n', '-c', '8', '-j', '2', '-T', '6',
+# 8 clients; the postmaster is killed once they have taken 200 holds (a
+# condition, not a time: on a busy machine this only takes longer)
+my $bench = IPC::Run::start(['pgbench', '-n', '-c', '8', '-j', '2', '-T', '120',
 	'-f', $script, '-h', $node->host, '-p', $node->port, 'postgres'],
 	'>', \my $out, '2>', \my $err);
-sleep 2;
+ok(wait_for($node, q{SELECT count(*) >= 200 FROM order_engine.stock_hold}, 't', 90),
+	'the load reserved before the crash');
 kill9_all($node);
 $bench->finish;
 $node->start;
@@ -42,7 +44,7 @@ ok(wait_for($node, q{SELECT count(*) FROM order_engine.stock_hold WHERE state = 
 is($node->safe_psql('postgres', q{SELECT count(*) FILTER (WHERE NOT ok) FROM order_engine.stock_audit()}),
 	'0', 'stock_audit is clean after the crash');
 cmp_ok($node->safe_psql('postgres', 'SELECT count(*) FROM order_engine.stock_hold'), '>', 0,
-	'the load did reserve before the crash');
+	'the holds taken before the crash are still there');
 
 $node->stop;
 done_testing();

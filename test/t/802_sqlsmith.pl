@@ -25,17 +25,26 @@ $node->safe_psql('postgres', q{
 my $queries = $ENV{OE_SQLSMITH_QUERIES} // 5000;
 my $conninfo = sprintf('host=%s port=%d dbname=postgres user=smith',
 	$node->host, $node->port);
-my ($out, $err);
-IPC::Run::run([ $sqlsmith, "--target=$conninfo", "--max-queries=$queries",
-		'--seed=42', '--verbose' ],
-	'>' => \$out, '2>' => \$err, IPC::Run::timeout(300));
+my ($out, $err) = ('', '');
+my $ran = eval {
+	IPC::Run::run([ $sqlsmith, "--target=$conninfo", "--max-queries=$queries",
+			'--seed=42', '--verbose' ],
+		'>' => \$out, '2>' => \$err, IPC::Run::timeout(900));
+	1;
+};
+my $status = $ran ? $? >> 8 : "none ($@)";
 note substr($err // '', -2000);
+is($status, 0, 'sqlsmith exited with status 0');
+# --verbose prints "queries: N" every 100 queries and once more when
+# --max-queries stops it
+my @counts = ($err // '') =~ /^queries: (\d+)$/mg;
+my $done = @counts ? $counts[-1] : 0;
+cmp_ok($done, '>=', $queries, "sqlsmith reports $done queries run (wanted $queries)");
 
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal/, "no backend died of a signal in $queries queries");
 ok($node->safe_psql('postgres', 'SELECT 1') eq '1', 'the server is up');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM order_engine.stock_audit() WHERE NOT ok}),
 	'0', 'stock books still balance');
-like($err // '', qr/error rate/, 'sqlsmith ran its queries');
 $node->stop;
 done_testing();
