@@ -13,6 +13,15 @@
 \echo Use "ALTER EXTENSION order_engine UPDATE TO '0.6'" to load this file. \quit
 
 /*
+ * A live update takes ACCESS EXCLUSIVE locks (ALTER TABLE) while clients
+ * hold row locks; when the two form a cycle, the client must be the one to
+ * get 40P01 (retryable), not the update.  The deadlock detector runs in
+ * whoever waited deadlock_timeout first, so the update waits longer.
+ * LOCAL: it ends with this script.
+ */
+SET LOCAL deadlock_timeout = '60s';
+
+/*
  * The role.  A role of that name made by someone else before us would own
  * everything we own: accept it only if it could be ours, that is, it
  * cannot log in, has no special attributes, and nobody is a member of it.
@@ -53,10 +62,10 @@ COMMENT ON ROLE order_engine_owner IS
  * Idempotency behind a pooler: a claim token that finishes or aborts a
  * claim from any session (docs/idempotency.md, "Pooled connections").
  * idem_begin gains a result column and idem_finish / idem_abort an
- * argument, so they are made anew.  The C entry points are the same and
- * serve both shapes (the row type the caller declared, PG_NARGS), so a
- * backend that still runs 0.5's functions on the new library, or the
- * reverse, keeps working.
+ * argument, so they are made anew.  They name new C symbols (_v2): a
+ * backend still running 0.5's library gets "could not find function"
+ * rather than a row of the wrong shape; the new library serves 0.5's
+ * symbols too (by the row type the caller declared and PG_NARGS).
  */
 ALTER TABLE @extschema@.idempotency_keys ADD COLUMN claim_hash bytea;
 COMMENT ON COLUMN @extschema@.idempotency_keys.claim_hash IS
@@ -71,7 +80,7 @@ CREATE FUNCTION @extschema@.idem_begin(
 RETURNS TABLE (state text, response jsonb, claim text)
 LANGUAGE C VOLATILE
 ROWS 1
-AS 'MODULE_PATHNAME', 'oe_idem_begin';
+AS 'MODULE_PATHNAME', 'oe_idem_begin_v2';
 
 COMMENT ON FUNCTION @extschema@.idem_begin(text, text, jsonb, interval) IS
     'Claim an idempotency key: started (yours now, with a claim token for idem_finish/idem_abort from any session), in_progress (someone else''s, never waits) or completed (with the stored response); OE003 when the key was used for another request';
@@ -80,7 +89,7 @@ CREATE FUNCTION @extschema@.idem_finish(scope text, key text, response jsonb,
                                         claim text DEFAULT NULL)
 RETURNS void
 LANGUAGE C VOLATILE
-AS 'MODULE_PATHNAME', 'oe_idem_finish';
+AS 'MODULE_PATHNAME', 'oe_idem_finish_v2';
 
 COMMENT ON FUNCTION @extschema@.idem_finish(text, text, jsonb, text) IS
     'Store the response of a claimed idempotency key and complete it; with the claim token from any session, without it only from the claiming session; OE016 unknown key, OE017 claim not held (or taken over)';
@@ -89,7 +98,7 @@ CREATE FUNCTION @extschema@.idem_abort(scope text, key text, claim text DEFAULT 
 RETURNS void
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'oe_idem_abort';
+AS 'MODULE_PATHNAME', 'oe_idem_abort_v2';
 
 COMMENT ON FUNCTION @extschema@.idem_abort(text, text, text) IS
     'Give up a claimed idempotency key (it is deleted) so a retry may run; with the claim token from any session; OE016 unknown key, OE017 claim not held';

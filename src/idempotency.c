@@ -50,6 +50,8 @@
 #include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "catalog/namespace.h"
 #include "utils/timestamp.h"
 
 #include "errors.h"
@@ -57,9 +59,18 @@
 #include "internal_sql.h"
 #include "order_engine.h"
 
+/*
+ * Versioned entry points (as pg_stat_statements does): 0.6's SQL functions
+ * name the _v2 symbols, so a backend that still runs a 0.5 library gets a
+ * clean "could not find function" after an upgrade instead of a row of the
+ * wrong shape; this library serves both names.
+ */
 PG_FUNCTION_INFO_V1(oe_idem_begin);
 PG_FUNCTION_INFO_V1(oe_idem_finish);
 PG_FUNCTION_INFO_V1(oe_idem_abort);
+PG_FUNCTION_INFO_V1(oe_idem_begin_v2);
+PG_FUNCTION_INFO_V1(oe_idem_finish_v2);
+PG_FUNCTION_INFO_V1(oe_idem_abort_v2);
 
 #define KEYS_TABLE "order_engine.idempotency_keys"
 
@@ -85,9 +96,57 @@ typedef enum IdemOutcome
 	IDEM_TAKE_OVER				/* stale claim: take it over */
 } IdemOutcome;
 
+/*
+ * Does the key table have claim_hash?  Not before ALTER EXTENSION ...
+ * UPDATE to 0.6: after the restart that loads this library and until the
+ * update, the statements leave claim tokens out (no token is issued, and a
+ * token given is never the claim's), so the API keeps working meanwhile.
+ */
+static bool
+keys_have_claim_hash(void)
+{
+	Oid			relid = get_relname_relid("idempotency_keys",
+										  get_namespace_oid(OE_SCHEMA_NAME, false));
+
+	return OidIsValid(relid) && get_attnum(relid, "claim_hash") != InvalidAttrNumber;
+}
+
+static bool plans_with_claim = false;
+static void prepare_plans_for(bool with_claim);
+
+static void
+free_plans(void)
+{
+	SPIPlanPtr *plans[] = {&plan_claim, &plan_read_locked, &plan_reset, &plan_takeover,
+	&plan_finish, &plan_abort, &plan_diagnose};
+
+	for (int i = 0; i < lengthof(plans); i++)
+		if (*plans[i] != NULL)
+		{
+			SPI_freeplan(*plans[i]);
+			*plans[i] = NULL;
+		}
+}
+
 static void
 prepare_plans(void)
 {
+	bool		with_claim = keys_have_claim_hash();
+
+	if (plan_diagnose != NULL && plans_with_claim != with_claim)
+		free_plans();
+	plans_with_claim = with_claim;
+	prepare_plans_for(with_claim);
+}
+
+/* with_claim ? what 0.6 says : what the 0.5 table allows */
+#define WITH_CLAIM(new_text, old_text) (with_claim ? (new_text) : (old_text))
+
+static void
+prepare_plans_for(bool with_claim)
+{
+	char	   *sql;
+
 	Oid			t_ins[7] = {TEXTOID, TEXTOID, BYTEAOID, INT8OID, INT4OID, TIMESTAMPTZOID, BYTEAOID};
 	Oid			t_key[2] = {TEXTOID, TEXTOID};
 	Oid			t_reset[7] = {TEXTOID, TEXTOID, BYTEAOID, INT8OID, INT4OID, TIMESTAMPTZOID, BYTEAOID};
@@ -104,53 +163,52 @@ prepare_plans(void)
 	 * that is changing an existing row (a concurrent idem_finish).  The
 	 * last column says whether the row was inserted.
 	 */
-	plan_claim = OeKeepPlan(
-		"WITH cur AS ("
-		" SELECT fingerprint, state, response, claimed_at, expires_at FROM " KEYS_TABLE
-		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2),"
-		" ins AS ("
-		" INSERT INTO " KEYS_TABLE
-		" (scope, key, fingerprint, state, claim_owner, claim_pid, claimed_at, created_at, expires_at, claim_hash)"
-		" SELECT $1, $2, $3, 'in_progress', $4, $5, pg_catalog.now(), pg_catalog.now(), $6, $7"
-		" WHERE NOT EXISTS (SELECT FROM cur)"
-		" ON CONFLICT (scope, key) DO NOTHING RETURNING true AS inserted)"
-		" SELECT cur.*, (SELECT inserted FROM ins) FROM (SELECT) AS one LEFT JOIN cur ON true",
-		7, t_ins);
+	sql = psprintf("WITH cur AS ("
+				   " SELECT fingerprint, state, response, claimed_at, expires_at FROM " KEYS_TABLE
+				   " WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2),"
+				   " ins AS ("
+				   " INSERT INTO " KEYS_TABLE
+				   " (scope, key, fingerprint, state, claim_owner, claim_pid, claimed_at, created_at, expires_at%s)"
+				   " SELECT $1, $2, $3, 'in_progress', $4, $5, pg_catalog.now(), pg_catalog.now(), $6%s"
+				   " WHERE NOT EXISTS (SELECT FROM cur)"
+				   " ON CONFLICT (scope, key) DO NOTHING RETURNING true AS inserted)"
+				   " SELECT cur.*, (SELECT inserted FROM ins) FROM (SELECT) AS one LEFT JOIN cur ON true",
+				   WITH_CLAIM(", claim_hash", ""), WITH_CLAIM(", $7", ""));
+	plan_claim = OeKeepPlan(sql, 7, t_ins);
 	plan_read_locked = OeKeepPlan(
 		"SELECT fingerprint, state, response, claimed_at, expires_at FROM " KEYS_TABLE
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
 		" FOR UPDATE SKIP LOCKED",
 		2, t_key);
-	plan_reset = OeKeepPlan(
-		"UPDATE " KEYS_TABLE
-		" SET fingerprint = $3, state = 'in_progress', response = NULL,"
-		" claim_owner = $4, claim_pid = $5, claimed_at = pg_catalog.now(),"
-		" created_at = pg_catalog.now(), completed_at = NULL, expires_at = $6,"
-		" claim_hash = $7"
-		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
-		7, t_reset);
-	plan_takeover = OeKeepPlan(
-		"UPDATE " KEYS_TABLE
-		" SET claim_owner = $3, claim_pid = $4, claimed_at = pg_catalog.now(),"
-		" claim_hash = $5"
-		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
-		5, t_take);
-	plan_finish = OeKeepPlan(
-		"UPDATE " KEYS_TABLE
-		" SET state = 'completed', response = $4, completed_at = pg_catalog.now(),"
-		" claim_owner = NULL, claim_pid = NULL, claim_hash = NULL"
-		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
-		" AND state OPERATOR(pg_catalog.=) 'in_progress'"
-		" AND CASE WHEN $5 IS NULL THEN claim_owner OPERATOR(pg_catalog.=) $3"
-		"          ELSE claim_hash OPERATOR(pg_catalog.=) $5 END",
-		5, t_finish);
-	plan_abort = OeKeepPlan(
-		"DELETE FROM " KEYS_TABLE
-		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
-		" AND state OPERATOR(pg_catalog.=) 'in_progress'"
-		" AND CASE WHEN $4 IS NULL THEN claim_owner OPERATOR(pg_catalog.=) $3"
-		"          ELSE claim_hash OPERATOR(pg_catalog.=) $4 END",
-		4, t_abort);
+	sql = psprintf("UPDATE " KEYS_TABLE
+				   " SET fingerprint = $3, state = 'in_progress', response = NULL,"
+				   " claim_owner = $4, claim_pid = $5, claimed_at = pg_catalog.now(),"
+				   " created_at = pg_catalog.now(), completed_at = NULL, expires_at = $6%s"
+				   " WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
+				   WITH_CLAIM(", claim_hash = $7", ""));
+	plan_reset = OeKeepPlan(sql, 7, t_reset);
+	sql = psprintf("UPDATE " KEYS_TABLE
+				   " SET claim_owner = $3, claim_pid = $4, claimed_at = pg_catalog.now()%s"
+				   " WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
+				   WITH_CLAIM(", claim_hash = $5", ""));
+	plan_takeover = OeKeepPlan(sql, 5, t_take);
+	sql = psprintf("UPDATE " KEYS_TABLE
+				   " SET state = 'completed', response = $4, completed_at = pg_catalog.now(),"
+				   " claim_owner = NULL, claim_pid = NULL%s"
+				   " WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
+				   " AND state OPERATOR(pg_catalog.=) 'in_progress'"
+				   " AND CASE WHEN $5 IS NULL THEN claim_owner OPERATOR(pg_catalog.=) $3"
+				   "          ELSE %s END",
+				   WITH_CLAIM(", claim_hash = NULL", ""),
+				   WITH_CLAIM("claim_hash OPERATOR(pg_catalog.=) $5", "false"));
+	plan_finish = OeKeepPlan(sql, 5, t_finish);
+	sql = psprintf("DELETE FROM " KEYS_TABLE
+				   " WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
+				   " AND state OPERATOR(pg_catalog.=) 'in_progress'"
+				   " AND CASE WHEN $4 IS NULL THEN claim_owner OPERATOR(pg_catalog.=) $3"
+				   "          ELSE %s END",
+				   WITH_CLAIM("claim_hash OPERATOR(pg_catalog.=) $4", "false"));
+	plan_abort = OeKeepPlan(sql, 4, t_abort);
 	plan_diagnose = OeKeepPlan(
 		"SELECT state, claim_pid FROM " KEYS_TABLE
 		" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
@@ -454,7 +512,7 @@ idem_begin(FunctionCallInfo fcinfo)
 	values[0] = CStringGetTextDatum(state_names[outcome]);
 	values[1] = response;
 	nulls[1] = response_null;
-	if (outcome == IDEM_STARTED)
+	if (outcome == IDEM_STARTED && plans_with_claim)
 	{
 		values[2] = CStringGetTextDatum(claim_token);
 		nulls[2] = false;
@@ -603,4 +661,22 @@ Datum
 oe_idem_finish(PG_FUNCTION_ARGS)
 {
 	return OeInternalCall(fcinfo, idem_finish);
+}
+
+Datum
+oe_idem_begin_v2(PG_FUNCTION_ARGS)
+{
+	return OeInternalCall(fcinfo, idem_begin);
+}
+
+Datum
+oe_idem_finish_v2(PG_FUNCTION_ARGS)
+{
+	return OeInternalCall(fcinfo, idem_finish);
+}
+
+Datum
+oe_idem_abort_v2(PG_FUNCTION_ARGS)
+{
+	return oe_idem_abort(fcinfo);
 }

@@ -9,8 +9,9 @@
  * them (an operator in the caller's schema, a database's search_path set
  * by its owner) makes its author superuser.  order_engine_owner owns the
  * extension's tables, sequences and SECURITY DEFINER functions and
- * nothing else; the install script refuses a pre-existing role of that
- * name that can log in, is superuser or has members.
+ * nothing else (it owns schema order_engine, which is how we find it);
+ * the install script refuses a pre-existing role of that name that can
+ * log in, is superuser or has members.
  *
  * Why a GUC nest level: it is what fmgr_security_definer does for a
  * function's SET clause, it is undone by every (sub)transaction abort,
@@ -24,7 +25,10 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "access/htup_details.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_namespace.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "optimizer/plancat.h"
 #include "utils/acl.h"
@@ -35,6 +39,7 @@
 #include "utils/syscache.h"
 
 #include "internal_sql.h"
+#include "order_engine.h"
 
 /* ---------------------------------------------------------------------
  * the owner role
@@ -43,6 +48,7 @@
 
 static Oid	owner_role = InvalidOid;
 static bool owner_callback_registered = false;
+static bool legacy_logged = false;
 
 static void
 owner_role_invalidate(Datum arg, int cacheid, uint32 hashvalue)
@@ -50,31 +56,50 @@ owner_role_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 	owner_role = InvalidOid;
 }
 
+/*
+ * The owner of schema order_engine: order_engine_owner from 0.6 on.  A
+ * database whose extension is older (the new library runs before ALTER
+ * EXTENSION ... UPDATE, right after the restart that loads it) still has
+ * the superuser who installed it there; internal SQL then runs as that
+ * owner, as 0.5 did, until the update moves everything to
+ * order_engine_owner, and the server log says so once per backend.
+ */
 Oid
 OeOwnerRoleId(void)
 {
+	Oid			nspoid;
+	HeapTuple	tup;
 	Oid			role;
 
 	if (OidIsValid(owner_role))
 		return owner_role;
 	if (!owner_callback_registered)
 	{
+		CacheRegisterSyscacheCallback(NAMESPACEOID, owner_role_invalidate, (Datum) 0);
 		CacheRegisterSyscacheCallback(AUTHOID, owner_role_invalidate, (Datum) 0);
-		CacheRegisterSyscacheCallback(AUTHNAME, owner_role_invalidate, (Datum) 0);
 		owner_callback_registered = true;
 	}
-	role = get_role_oid(OE_OWNER_ROLE_NAME, true);
-	if (!OidIsValid(role))
+	nspoid = get_namespace_oid(OE_SCHEMA_NAME, true);
+	if (!OidIsValid(nspoid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("role \"%s\" does not exist", OE_OWNER_ROLE_NAME),
-				 errhint("Run ALTER EXTENSION order_engine UPDATE as a superuser.")));
-	if (superuser_arg(role))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("role \"%s\" must not be a superuser", OE_OWNER_ROLE_NAME),
-				 errdetail("order_engine runs its internal statements as this role."),
-				 errhint("Run ALTER ROLE %s NOSUPERUSER.", OE_OWNER_ROLE_NAME)));
+				 errmsg("schema \"%s\" does not exist", OE_SCHEMA_NAME),
+				 errhint("Run CREATE EXTENSION order_engine.")));
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nspoid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nspoid);
+	role = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	if (superuser_arg(role) && !legacy_logged)
+	{
+		ereport(LOG,
+				(errmsg("order_engine: the extension's objects in database \"%s\" still belong to a superuser",
+						get_database_name(MyDatabaseId)),
+				 errdetail("Its SQL is older than 0.6; internal statements run as that owner, as before."),
+				 errhint("Run ALTER EXTENSION order_engine UPDATE to move them to %s.",
+						 OE_OWNER_ROLE_NAME)));
+		legacy_logged = true;
+	}
 	owner_role = role;
 	return role;
 }

@@ -44,7 +44,7 @@
 
 /* ---- who: the owner role ---- */
 
-/* order_engine_owner's oid; an error if it is missing or a superuser */
+/* who internal work runs as: the owner of schema order_engine (0.6 on: order_engine_owner) */
 extern Oid	OeOwnerRoleId(void);
 
 /* ---- scopes ---- */

@@ -73,19 +73,20 @@ static bool
 oe_worker_become_owner(void)
 {
 	static bool done = false;
-	Oid			owner = InvalidOid;
+	Oid			owner;
+	bool		legacy;
 
 	if (done)
 		return true;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	/* an extension older than 0.6 has no owner role: idle until updated */
-	if (OidIsValid(get_role_oid(OE_OWNER_ROLE_NAME, true)))
-		owner = OeOwnerRoleId();
+	owner = OeOwnerRoleId();
+	legacy = superuser_arg(owner);
 	CommitTransactionCommand();
-	if (!OidIsValid(owner))
-		return false;
 
+	/* an extension older than 0.6: work as before and look again next round */
+	if (legacy)
+		return true;
 	SetSessionAuthorization(owner, false);
 	PGSTAT_BEGIN_WRITE_ACTIVITY(MyBEEntry);
 	MyBEEntry->st_userid = owner;
