@@ -6,7 +6,7 @@ OE_PG_MAJOR=15
 OE_PACKAGES="postgresql-$OE_PG_MAJOR postgresql-server-dev-$OE_PG_MAJOR postgresql-$OE_PG_MAJOR-cron postgresql-$OE_PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl cppcheck sqlsmith make gcc"
 # Required too, for suites that are being written (pooler, Python client,
 # metrics exporter, PL/Proxy sharding); installed now so that they are there.
-OE_PACKAGES="$OE_PACKAGES pgbouncer python3-psycopg2 prometheus-postgres-exporter postgresql-$OE_PG_MAJOR-plproxy"
+OE_PACKAGES="$OE_PACKAGES pgbouncer python3-psycopg2 prometheus-postgres-exporter postgresql-$OE_PG_MAJOR-plproxy curl"
 # Optional packages, one "package:reason" a line; README ("Optional
 # packages") mirrors this list.  A missing optional package is reported, not
 # failed.  Empty: every package above is required.
@@ -22,7 +22,7 @@ oe_say() { printf '== %s\n' "$*"; }
 # Re-run the calling script as root (apt-get, runuser and make install need it).
 oe_become_root() {
     if [ "$(id -u)" -ne 0 ]; then
-        exec sudo --preserve-env=CI,OE_TEST_WORK,OE_SYSTEM_INSTALL,OE_SUITES,OE_DEMO_PORT,OE_REGRESS_FILES,OE_ISOLATION_FILES,OE_PGTAP_FILES,OE_TAP_FILES,OE_TIMEOUT_BUILD,OE_TIMEOUT_LINT,OE_TIMEOUT_REGRESS,OE_TIMEOUT_ISOLATION,OE_TIMEOUT_PGTAP,OE_TIMEOUT_TAP,OE_SQLSMITH_QUERIES "$0" "$@"
+        exec sudo --preserve-env=CI,OE_TEST_WORK,OE_SYSTEM_INSTALL,OE_SUITES,OE_DEMO_PORT,OE_REGRESS_FILES,OE_ISOLATION_FILES,OE_PGTAP_FILES,OE_TAP_FILES,OE_TIMEOUT_BUILD,OE_TIMEOUT_LINT,OE_TIMEOUT_REGRESS,OE_TIMEOUT_ISOLATION,OE_TIMEOUT_PGTAP,OE_TIMEOUT_TAP,OE_TIMEOUT_MUTATION,OE_SQLSMITH_QUERIES "$0" "$@"
     fi
 }
 

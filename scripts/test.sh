@@ -16,7 +16,7 @@
 # OE_SUITES is an error; a suite with no test file is a failure.
 #
 # Environment:
-#   OE_SUITES            names from "lint regress isolation pgtap tap" (default: all)
+#   OE_SUITES            names from "lint regress isolation pgtap tap mutation" (default: all)
 #   OE_REGRESS_FILES, OE_ISOLATION_FILES, OE_PGTAP_FILES, OE_TAP_FILES
 #                        a subset of one suite's files, as paths from the top
 #                        of the tree (sql/101_stock.sql,
@@ -46,7 +46,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
 oe_become_root "$@"
 
-ALL_SUITES="lint regress isolation pgtap tap"
+ALL_SUITES="lint regress isolation pgtap tap mutation"
 SUITES=${OE_SUITES:-$ALL_SUITES}
 WORK=${OE_TEST_WORK:-/tmp/order_engine-test.$(printf '%s' "$ROOT" | md5sum | cut -c1-8)}
 SRC=$WORK/src
@@ -64,6 +64,7 @@ T_REGRESS=${OE_TIMEOUT_REGRESS:-300}
 T_ISOLATION=${OE_TIMEOUT_ISOLATION:-600}
 T_PGTAP=${OE_TIMEOUT_PGTAP:-600}
 T_TAP=${OE_TIMEOUT_TAP:-2400}
+T_MUTATION=${OE_TIMEOUT_MUTATION:-900}
 
 for s in $SUITES; do
     case " $ALL_SUITES " in
@@ -243,7 +244,7 @@ oe_install_packages
 rc=$?
 step packages $rc $((SECONDS - t0))
 # every program the suites call, beyond the packages' own status
-for prog in make gcc cppcheck sqlsmith pg_prove prove perl timeout pgbouncer prometheus-postgres-exporter; do
+for prog in make gcc cppcheck sqlsmith pg_prove prove perl timeout pgbouncer prometheus-postgres-exporter curl python3; do
     PATH="$PATH:/usr/sbin:/sbin" command -v "$prog" >/dev/null 2>&1 || { echo "   missing program: $prog"; STEPS_FAILED="$STEPS_FAILED programs"; }
 done
 perl -MIPC::Run -e1 2>/dev/null || { echo "   missing Perl module IPC::Run"; STEPS_FAILED="$STEPS_FAILED programs"; }
@@ -283,10 +284,15 @@ rm -rf "$INST/usr/share/postgresql/$OE_PG_MAJOR/extension"/order_engine[.-]* \
     "$INST/usr/lib/postgresql/$OE_PG_MAJOR/lib/order_engine.so" \
     "$INST/usr/lib/postgresql/$OE_PG_MAJOR/lib/bitcode/order_engine"*
 chown -R postgres: "$INST"
-oe_as_postgres make -s -C "$SRC" install DESTDIR="$INST" >>"$WORK/build.log" 2>&1
+# the extension, and the PL/Proxy router and shard extensions (router/)
+rm -rf "$INST/usr/share/postgresql/$OE_PG_MAJOR/extension"/order_engine_router* \
+    "$INST/usr/share/postgresql/$OE_PG_MAJOR/extension"/order_engine_shard*
+oe_as_postgres make -s -C "$SRC" install DESTDIR="$INST" >>"$WORK/build.log" 2>&1 &&
+    oe_as_postgres make -s -C "$SRC/router" install DESTDIR="$INST" >>"$WORK/build.log" 2>&1
 rc=$?
 if [ $rc -eq 0 ] && [ "${OE_SYSTEM_INSTALL:-1}" = 1 ]; then
-    make -s -C "$SRC" install >>"$WORK/build.log" 2>&1
+    make -s -C "$SRC" install >>"$WORK/build.log" 2>&1 &&
+        make -s -C "$SRC/router" install >>"$WORK/build.log" 2>&1
     rc=$?
 fi
 [ $rc -ne 0 ] && cat "$WORK/build.log"
@@ -423,6 +429,20 @@ suite_tap() {
         tap_file "$f" "$base.out" "$base.err" $rc $((SECONDS - t0)) \
             "$dir/tmp_check/log/regress_log_$(basename "$f" .pl)"
     done
+}
+
+# mutation: test/mutation.sh breaks five rules, one at a time, in a copy
+# of this build; each "ok" line is a rule whose test failed when broken
+suite_mutation() {
+    local out=$WORK/mutation.log rc
+    run_limited "$(remaining)" bash "$SRC/test/mutation.sh" "$WORK" >"$out" 2>&1
+    rc=$?
+    grep -E '^(ok|not ok) ' "$out"
+    S_PASS=$((S_PASS + $(grep -cE '^ok ' "$out")))
+    S_FAIL=$((S_FAIL + $(grep -cE '^not ok ' "$out")))
+    if [ $rc -ne 0 ] && ! grep -qE '^not ok ' "$out"; then
+        tail -20 "$out"; S_FAIL=$((S_FAIL + 1))
+    fi
 }
 
 for s in $SUITES; do
