@@ -17,7 +17,7 @@ SELECT v.version AS version_without_update_test
   FROM pg_available_extension_versions v
   JOIN pg_available_extensions a ON a.name = v.name
  WHERE v.name = 'order_engine' AND v.version <> a.default_version
-   AND v.version NOT IN ('0.1', '0.2', '0.3', '0.4');
+   AND v.version NOT IN ('0.1', '0.2', '0.3', '0.4', '0.5');
 
 -- the documented roles exist, and the admin role has the app role's rights
 SELECT rolname, rolcanlogin FROM pg_roles
@@ -82,6 +82,10 @@ BEGIN
         PERFORM order_engine.idem_finish('upg', 'k1', '{"done": true}');
         INSERT INTO public.upg_tokens SELECT order_engine.issue_token(5);
     END IF;
+    IF v >= '0.5' THEN                  -- orders, payments, the outbox
+        PERFORM order_engine.place_order(5077, 77, 1, '[{"sku_id": 1001, "qty": 1}]');
+        PERFORM order_engine.pay_order(5077, 'p5077', 2.5);
+    END IF;
 END $$;
 
 -- one row per check: what, and what it found
@@ -141,6 +145,22 @@ BEGIN
             || order_engine.consume_token(5, (SELECT token FROM public.upg_tokens))::text;
         RETURN NEXT;
     END IF;
+    IF v >= '0.5' THEN
+        what := 'paid order kept';
+        got := order_engine.order_status(5077) || ' ' ||
+               (SELECT count(*) FROM order_engine.order_events WHERE order_no = 5077)::text || ' events';
+        RETURN NEXT;
+    END IF;
+    what := 'everything belongs to order_engine_owner';
+    got := NOT EXISTS (SELECT FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+                        WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'order_engine')
+                          AND d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+                          AND c.relowner <> 'order_engine_owner'::regrole)
+       AND NOT EXISTS (SELECT FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+                        WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'order_engine')
+                          AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
+                          AND p.proowner <> 'order_engine_owner'::regrole);
+    RETURN NEXT;
     -- the current version's functions work on the updated installation
     PERFORM order_engine.restock(1009, 3);
     PERFORM order_engine.set_price(1009, 1);
@@ -175,6 +195,13 @@ CREATE EXTENSION order_engine VERSION '0.4';
 SELECT public.upg_fill('0.4');
 ALTER EXTENSION order_engine UPDATE;
 SELECT * FROM public.upg_check('0.4');
+DROP EXTENSION order_engine;
+TRUNCATE public.upg_ids, public.upg_tokens;
+
+CREATE EXTENSION order_engine VERSION '0.5';
+SELECT public.upg_fill('0.5');
+ALTER EXTENSION order_engine UPDATE;
+SELECT * FROM public.upg_check('0.5');
 DROP EXTENSION order_engine;
 
 DROP FUNCTION public.upg_fill(text), public.upg_check(text);

@@ -58,12 +58,13 @@ SELECT bool_and(d > 0) AS snowflake_increasing
 SELECT (order_engine.snowflake_id() >> 12) & 1023 AS node_id,
        abs(extract(epoch FROM now()) * 1000
            - ((order_engine.snowflake_id() >> 22) + 1704067200000)) < 60000 AS time_is_now;
--- the persisted high-water mark (sequence snowflake_hwm, milliseconds since
--- the snowflake epoch) is at or past the millisecond of every id handed out:
--- after a crash the generator starts above it, so no id can repeat
+-- the persisted high-water mark (the server's file order_engine_snowflake.hwm,
+-- milliseconds since the snowflake epoch; docs/ids.md) is at or past the
+-- millisecond of every id handed out: after a crash the generator starts
+-- above it, so no id can repeat
 CREATE TEMP TABLE r_snowflakes AS
   SELECT order_engine.snowflake_id() AS s FROM generate_series(1, 5000);
-SELECT (SELECT last_value FROM order_engine.snowflake_hwm) >= max(s >> 22) AS hwm_ahead_of_every_id,
+SELECT btrim(pg_read_file('order_engine_snowflake.hwm'), E'\n')::bigint >= max(s >> 22) AS hwm_ahead_of_every_id,
        count(DISTINCT s) = 5000 AS all_distinct
   FROM r_snowflakes;
 DROP TABLE r_snowflakes;

@@ -9,7 +9,7 @@
  * them (an operator in the caller's schema, a database's search_path set
  * by its owner) makes its author superuser.  order_engine_owner owns the
  * extension's tables, sequences and SECURITY DEFINER functions and
- * nothing else (it owns schema order_engine, which is how we find it);
+ * nothing else (OeOwnerRoleId finds it as the owner of our objects);
  * the install script refuses a pre-existing role of that name that can
  * log in, is superuser or has members.
  *
@@ -27,6 +27,7 @@
 #include "catalog/namespace.h"
 #include "access/htup_details.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
@@ -34,6 +35,7 @@
 #include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
@@ -57,17 +59,20 @@ owner_role_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 }
 
 /*
- * The owner of schema order_engine: order_engine_owner from 0.6 on.  A
- * database whose extension is older (the new library runs before ALTER
- * EXTENSION ... UPDATE, right after the restart that loads it) still has
- * the superuser who installed it there; internal SQL then runs as that
- * owner, as 0.5 did, until the update moves everything to
- * order_engine_owner, and the server log says so once per backend.
+ * Who owns the extension's objects: order_engine_owner from 0.6 on.  It is
+ * read from the view order_engine.worker_status, which every version has
+ * and which belongs to the extension (the schema does not: it outlives
+ * DROP EXTENSION).  A database whose extension is older (the new library
+ * runs before ALTER EXTENSION ... UPDATE, right after the restart that
+ * loads it) still has the superuser who installed it there; internal SQL
+ * then runs as that owner, as 0.5 did, until the update moves everything
+ * to order_engine_owner, and the server log says so once per backend.
  */
 Oid
 OeOwnerRoleId(void)
 {
 	Oid			nspoid;
+	Oid			relid;
 	HeapTuple	tup;
 	Oid			role;
 
@@ -75,20 +80,22 @@ OeOwnerRoleId(void)
 		return owner_role;
 	if (!owner_callback_registered)
 	{
+		CacheRegisterSyscacheCallback(RELOID, owner_role_invalidate, (Datum) 0);
 		CacheRegisterSyscacheCallback(NAMESPACEOID, owner_role_invalidate, (Datum) 0);
 		CacheRegisterSyscacheCallback(AUTHOID, owner_role_invalidate, (Datum) 0);
 		owner_callback_registered = true;
 	}
 	nspoid = get_namespace_oid(OE_SCHEMA_NAME, true);
-	if (!OidIsValid(nspoid))
+	relid = OidIsValid(nspoid) ? get_relname_relid(OE_OWNER_ANCHOR, nspoid) : InvalidOid;
+	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("schema \"%s\" does not exist", OE_SCHEMA_NAME),
+				 errmsg("extension \"%s\" is not installed in this database", OE_EXTENSION_NAME),
 				 errhint("Run CREATE EXTENSION order_engine.")));
-	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nspoid));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for namespace %u", nspoid);
-	role = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	role = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
 	if (superuser_arg(role) && !legacy_logged)
 	{

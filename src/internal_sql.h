@@ -39,12 +39,15 @@
 /* the role internal work runs as */
 #define OE_OWNER_ROLE_NAME		"order_engine_owner"
 
+/* the extension's object whose owner internal work runs as (every version has it) */
+#define OE_OWNER_ANCHOR			"worker_status"
+
 /* the search path internal work runs under */
 #define OE_PINNED_SEARCH_PATH	"pg_catalog, pg_temp"
 
 /* ---- who: the owner role ---- */
 
-/* who internal work runs as: the owner of schema order_engine (0.6 on: order_engine_owner) */
+/* who internal work runs as: the owner of the extension's objects (0.6 on: order_engine_owner) */
 extern Oid	OeOwnerRoleId(void);
 
 /* ---- scopes ---- */
