@@ -204,6 +204,26 @@ GRANT EXECUTE ON FUNCTION @extschema@.buyer_orders(bigint, bigint, integer),
     @extschema@.seller_orders(bigint, bigint, integer) TO order_engine_app;
 
 /*
+ * Events to CDC: with order_engine.emit_logical_messages on and wal_level
+ * = logical, every outbox row is also a transactional logical decoding
+ * message (prefix "order_engine", the row as JSON), decoded in commit
+ * order and never for a rolled-back transaction (src/outbox_cdc.c).
+ */
+CREATE FUNCTION @extschema@.outbox_logical_message()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'oe_outbox_logical_message';
+
+COMMENT ON FUNCTION @extschema@.outbox_logical_message() IS
+    'Trigger: emits each new outbox event as a transactional logical decoding message when order_engine.emit_logical_messages is on';
+
+REVOKE ALL ON FUNCTION @extschema@.outbox_logical_message() FROM PUBLIC;
+
+CREATE TRIGGER order_events_logical_message
+    AFTER INSERT ON @extschema@.order_events
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.outbox_logical_message();
+
+/*
  * Ownership: the schemas, and every relation and function that belongs to
  * the extension.  Indexes, identity and serial sequences and the id tags'
  * sequences (OWNED BY id_tags) follow their tables.  Later versions that

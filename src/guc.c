@@ -105,6 +105,9 @@ int			OeSnowflakeMaxWait = 1000;
 
 int			OeIdempotencyLeaseMs = 60000;
 
+/* orders: the outbox as logical decoding messages too (docs/orders.md) */
+bool		OeEmitLogicalMessages = false;
+
 void
 OeDefineGucs(void)
 {
@@ -212,6 +215,17 @@ OeDefineGucs(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("order_engine.emit_logical_messages",
+							 "Also emit every outbox event as a transactional logical decoding message.",
+							 "With wal_level = logical, each row written to order_engine.order_events is "
+							 "also a message with prefix \"order_engine\" and the event as JSON, seen by "
+							 "pgoutput, test_decoding and Debezium in commit order.",
+							 &OeEmitLogicalMessages,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	/*
 	 * Settings fixed at server start exist only when we are preloaded: a

@@ -39,6 +39,7 @@ extern int	OeArchivePauseMs;
 extern char *OeArchiveWindow;
 
 extern int	OeIdempotencyLeaseMs;
+extern bool OeEmitLogicalMessages;
 
 /* guc.c */
 extern void OeDefineGucs(void);
