@@ -92,7 +92,11 @@ my (%id, %no, %sf, $n_before, $n_after, %dupkind);
 my $dups = 0;
 for my $c (@first, @second)
 {
-	for my $line (split /\n/, ${ $c->{out} })
+	# a client killed in the middle of a line leaves it cut short: only
+	# whole lines count
+	my @lines = split /\n/, ${ $c->{out} }, -1;
+	pop @lines;
+	for my $line (@lines)
 	{
 		my ($i, $o, $f) = $line =~ /^got\|(\d+)\|(\d+)\|(\d+)$/ or next;
 		my $who = $c->{name};
