@@ -158,15 +158,25 @@ static OeQuery insert_placement = {
 
 /*
  * Placement binds the order's holds to it: each lives at least until the
- * payment deadline (a hold reserved earlier with a shorter ttl, for
- * instance when the number was issued at checkout, is extended).  A hold
- * the sweeper released meanwhile is not "held" any more and is not
- * counted: place_order then refuses with OE005.
+ * payment deadline.  Holds this call created already do (reserve counts
+ * from the clock, later than the deadline's start) and are only counted;
+ * one reserved earlier with a shorter ttl, for instance when the number
+ * was issued at checkout, is extended.  The statement answers how many
+ * holds are held until the deadline: fewer than the order's lines means
+ * the sweeper released one (before our snapshot, or while we waited for
+ * its row lock), and place_order refuses with OE005.  In the common case
+ * both parts are index probes that write nothing.
  */
 static OeQuery bind_holds = {
-	"UPDATE order_engine.stock_hold"
-	"   SET expires_at = GREATEST(expires_at, $2), updated_at = pg_catalog.now()"
-	" WHERE order_no OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'held'",
+	"WITH b AS ("
+	"  UPDATE order_engine.stock_hold SET expires_at = $2, updated_at = pg_catalog.now()"
+	"   WHERE order_no OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'held'"
+	"     AND expires_at OPERATOR(pg_catalog.<) $2"
+	"  RETURNING 1)"
+	" SELECT (SELECT pg_catalog.count(*) FROM b) OPERATOR(pg_catalog.+)"
+	"        (SELECT pg_catalog.count(*) FROM order_engine.stock_hold h"
+	"          WHERE h.order_no OPERATOR(pg_catalog.=) $1 AND h.state OPERATOR(pg_catalog.=) 'held'"
+	"            AND h.expires_at OPERATOR(pg_catalog.>=) $2)",
 	2, {INT8OID, TIMESTAMPTZOID}
 };
 
@@ -609,11 +619,12 @@ static void
 bind_order_holds(int64 order_no, int nlines, TimestampTz deadline)
 {
 	Datum		values[2];
+	bool		isnull;
 
 	values[0] = Int64GetDatum(order_no);
 	values[1] = TimestampTzGetDatum(deadline);
-	OeQueryRun(&bind_holds, values, NULL, false, 0);
-	if (SPI_processed != (uint64) nlines)
+	OeQueryRun(&bind_holds, values, NULL, false, 1);
+	if (DatumGetInt64(OeQueryValue(1, &isnull)) != nlines)
 		ereport(ERROR,
 				(errcode(ERRCODE_OE_HOLD_STATE_CONFLICT),
 				 errmsg("the holds of order " INT64_FORMAT " were released", order_no),
