@@ -139,7 +139,8 @@ AS $audit$
                                    WHERE p.payment_ref OPERATOR(pg_catalog.=) o.payment_ref
                                      AND p.order_no OPERATOR(pg_catalog.=) o.order_no
                                      AND p.outcome OPERATOR(pg_catalog.=) 'paid') THEN
-                pg_catalog.format('%s but its payment %s is not recorded', o.status, o.payment_ref) END,
+                pg_catalog.format('%s but its payment %s is not recorded', o.status,
+                                  COALESCE(o.payment_ref, '(none)')) END,
             CASE WHEN o.status OPERATOR(pg_catalog.=) 'pending_payment'
                   AND (COALESCE(h.held, 0) OPERATOR(pg_catalog.<>) o.line_count
                        OR COALESCE(h.n, 0) OPERATOR(pg_catalog.<>) o.line_count) THEN
