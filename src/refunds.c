@@ -290,13 +290,13 @@ oe_refund_payment(PG_FUNCTION_ARGS)
 	amount = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull),
 							   false, -1);
 	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &state_null);
-	state = state_null ? NULL : SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	if (state == NULL)
+	if (state_null)
 		ereport(ERROR,
 				(errcode(ERRCODE_OE_PAYMENT_NOT_REFUNDABLE),
 				 errmsg("payment \"%s\" is not owed back", payment_ref),
 				 errdetail("It paid order " INT64_FORMAT ", which keeps it.", order_no),
 				 errhint("A paid order that has not shipped is refunded after cancel_order().")));
+	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 	if (strcmp(state, "refunded") == 0)
 	{
 		char	   *done_ref = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
