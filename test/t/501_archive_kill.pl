@@ -55,8 +55,11 @@ for my $round (1 .. 15)
 	last if $node->safe_psql('postgres', 'SELECT count(*) FROM order_engine.orders') eq '0';
 	kill 'KILL', $pid;
 	$kills++;
-	# the postmaster restarts everything after a backend is killed
-	$node->poll_query_until('postgres', 'SELECT 1', '1');
+	# the postmaster restarts everything after a backend is killed: wait for
+	# the new worker ("SELECT 1" could still reach the server before the
+	# postmaster noticed the kill, and the next query then met recovery)
+	$node->poll_query_until('postgres', qq{SELECT count(*) > 0 FROM pg_stat_activity
+		WHERE backend_type = 'order_engine worker' AND pid <> $pid});
 }
 note "killed the worker $kills times while it archived";
 cmp_ok($kills, '>=', 1, 'the worker was killed mid-archive at least once');
