@@ -10,6 +10,11 @@
  * transaction as the batch.  A crash therefore leaves every order either
  * live or archived, never both and never neither.
  *
+ * An order whose outbox events are not all acknowledged stays live until
+ * they are: claim_events reads only the live outbox.  Payments are never
+ * archived; money that reaches an archived order brings it back
+ * (orders.c).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -26,20 +31,28 @@
 
 static OeQuery select_finished = {
 	"SELECT o.order_no FROM order_engine.orders o"
-	" WHERE o.status IN ('completed', 'cancelled', 'closed', 'refunded')"
-	"   AND COALESCE(o.completed_at, o.closed_at, o.paid_at, o.created_at) < pg_catalog.now() - $1"
+	" WHERE o.status OPERATOR(pg_catalog.=) ANY ('{completed,cancelled,closed,refunded}'::pg_catalog.text[])"
+	"   AND COALESCE(o.completed_at, o.closed_at, o.paid_at, o.created_at)"
+	"       OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1)"
 	"   AND NOT EXISTS (SELECT FROM order_engine.quarantine q"
-	"                    WHERE q.job = 'archive_orders' AND q.item = o.order_no)"
+	"                    WHERE q.job OPERATOR(pg_catalog.=) 'archive_orders'"
+	"                      AND q.item OPERATOR(pg_catalog.=) o.order_no)"
+	"   AND NOT EXISTS (SELECT FROM order_engine.order_events e"
+	"                    WHERE e.order_no OPERATOR(pg_catalog.=) o.order_no"
+	"                      AND e.processed_at IS NULL)"
 	" ORDER BY o.order_no LIMIT $2 FOR UPDATE SKIP LOCKED",
 	2, {INTERVALOID, INT4OID}
 };
 
 static OeQuery move_order = {
-	"WITH e AS (DELETE FROM order_engine.order_events WHERE order_no = $1 RETURNING *),"
+	"WITH e AS (DELETE FROM order_engine.order_events"
+	"           WHERE order_no OPERATOR(pg_catalog.=) $1 RETURNING *),"
 	" ei AS (INSERT INTO order_engine_archive.order_events SELECT * FROM e),"
-	" l AS (DELETE FROM order_engine.order_lines WHERE order_no = $1 RETURNING *),"
+	" l AS (DELETE FROM order_engine.order_lines"
+	"       WHERE order_no OPERATOR(pg_catalog.=) $1 RETURNING *),"
 	" li AS (INSERT INTO order_engine_archive.order_lines SELECT * FROM l),"
-	" o AS (DELETE FROM order_engine.orders WHERE order_no = $1 RETURNING *)"
+	" o AS (DELETE FROM order_engine.orders"
+	"       WHERE order_no OPERATOR(pg_catalog.=) $1 RETURNING *)"
 	" INSERT INTO order_engine_archive.orders SELECT o.*, pg_catalog.now() FROM o",
 	1, {INT8OID}
 };

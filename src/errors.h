@@ -30,6 +30,11 @@
  *	OE016  ERRCODE_OE_IDEMPOTENCY_KEY_NOT_FOUND	idem_finish/abort of an unknown key
  *	OE017  ERRCODE_OE_IDEMPOTENCY_CLAIM_NOT_HELD	idem_finish/abort without the claim
  *	OE018  ERRCODE_OE_PAYMENT_REF_CONFLICT		payment_ref reused for another payment
+ *	OE019  ERRCODE_OE_HOLD_BOUND_TO_ORDER		confirm/release of a placed order's holds
+ *	OE020  ERRCODE_OE_REFUND_REF_CONFLICT		refund_ref reused, or a refund already recorded with another one
+ *	OE021  ERRCODE_OE_PAYMENT_NOT_REFUNDABLE	refund_payment of a payment nobody owes back
+ *	OE022  ERRCODE_OE_PAYMENT_NOT_FOUND			refund_payment of an unknown payment_ref
+ *	OE023  ERRCODE_OE_SHARD_GENE_MISMATCH		place_order number without the buyer's gene
  *
  *-------------------------------------------------------------------------
  */
@@ -58,5 +63,10 @@
 #define ERRCODE_OE_IDEMPOTENCY_KEY_NOT_FOUND	OE_SQLSTATE('1', '6')
 #define ERRCODE_OE_IDEMPOTENCY_CLAIM_NOT_HELD	OE_SQLSTATE('1', '7')
 #define ERRCODE_OE_PAYMENT_REF_CONFLICT		OE_SQLSTATE('1', '8')
+#define ERRCODE_OE_HOLD_BOUND_TO_ORDER		OE_SQLSTATE('1', '9')
+#define ERRCODE_OE_REFUND_REF_CONFLICT		OE_SQLSTATE('2', '0')
+#define ERRCODE_OE_PAYMENT_NOT_REFUNDABLE	OE_SQLSTATE('2', '1')
+#define ERRCODE_OE_PAYMENT_NOT_FOUND		OE_SQLSTATE('2', '2')
+#define ERRCODE_OE_SHARD_GENE_MISMATCH		OE_SQLSTATE('2', '3')
 
 #endif							/* ORDER_ENGINE_ERRORS_H */

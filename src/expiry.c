@@ -8,6 +8,11 @@
  * in the API; each order's due holds are released through the stock API
  * (OeStockReleaseHold), one subtransaction per order (jobs.c).
  *
+ * Holds of a placed order awaiting payment are not this job's: they live
+ * until the order's deadline (place_order binds them) and close_unpaid
+ * releases them with the order.  Only if close_unpaid quarantined the
+ * order are its holds released here, so stock is never kept forever.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -24,10 +29,18 @@
 static OeQuery select_due_orders = {
 	"SELECT DISTINCT h.order_no FROM ("
 	"  SELECT order_no FROM order_engine.stock_hold h"
-	"   WHERE h.state = 'held' AND h.expires_at <= pg_catalog.now()"
+	"   WHERE h.state OPERATOR(pg_catalog.=) 'held'"
+	"     AND h.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 	"     AND NOT EXISTS (SELECT FROM order_engine.quarantine q"
-	"                      WHERE q.job = 'release_expired' AND q.item = h.order_no)"
-	"   ORDER BY h.expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) h",
+	"                      WHERE q.job OPERATOR(pg_catalog.=) 'release_expired'"
+	"                        AND q.item OPERATOR(pg_catalog.=) h.order_no)"
+	"     AND NOT EXISTS (SELECT FROM order_engine.orders o"
+	"                      WHERE o.order_no OPERATOR(pg_catalog.=) h.order_no"
+	"                        AND o.status OPERATOR(pg_catalog.=) 'pending_payment'"
+	"                        AND NOT EXISTS (SELECT FROM order_engine.quarantine c"
+	"                                         WHERE c.job OPERATOR(pg_catalog.=) 'close_unpaid'"
+	"                                           AND c.item OPERATOR(pg_catalog.=) o.order_no))"
+	"   ORDER BY h.expires_at LIMIT $1 FOR UPDATE OF h SKIP LOCKED) h",
 	1, {INT4OID}
 };
 
@@ -39,7 +52,8 @@ static OeQuery select_due_orders = {
  */
 static OeQuery select_due_holds = {
 	"SELECT sku_id FROM order_engine.stock_hold"
-	" WHERE order_no = $1 AND state = 'held' AND expires_at <= pg_catalog.now()"
+	" WHERE order_no OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'held'"
+	"   AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
 	" FOR UPDATE SKIP LOCKED",
 	1, {INT8OID}
 };

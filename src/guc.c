@@ -19,6 +19,7 @@
 
 #include "ids.h"
 #include "order_engine.h"
+#include "orders.h"
 
 char	   *OeDatabaseList = NULL;
 int			OeNaptimeMs = 5000;
@@ -107,6 +108,8 @@ int			OeIdempotencyLeaseMs = 60000;
 
 /* orders: the outbox as logical decoding messages too (docs/orders.md) */
 bool		OeEmitLogicalMessages = false;
+int			OeCurrencyScale = OE_DEFAULT_CURRENCY_SCALE;
+bool		OeRequireShardGene = false;
 
 void
 OeDefineGucs(void)
@@ -244,6 +247,19 @@ OeDefineGucs(void)
 								&OeNodeId, 0, 0, 1023,
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	}
+
+	DefineCustomIntVariable("order_engine.currency_scale",
+							"Decimal places a price (and so every total) may have.",
+							"set_price refuses a price with more; place_order refuses "
+							"a SKU whose stored price has more.",
+							&OeCurrencyScale, OE_DEFAULT_CURRENCY_SCALE, 0,
+							OE_MAX_CURRENCY_SCALE, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("order_engine.require_shard_gene",
+							 "place_order refuses an order number whose shard gene is not the buyer's.",
+							 "The gene is order_no % 100 and must equal buyer_id % "
+							 "order_engine.shard_count (next_order_no issues such numbers).",
+							 &OeRequireShardGene, false, PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("order_engine");
 }

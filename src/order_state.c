@@ -7,19 +7,25 @@
  *	  pending_payment -> paid -> shipped -> completed
  *	  pending_payment -> cancelled          (buyer)
  *	  pending_payment -> closed             (payment deadline passed)
- *	  cancelled | closed -> refund_required (a payment arrived anyway)
- *	  refund_required -> refunded
+ *	  paid -> refund_required               (buyer cancels before shipment)
+ *	  cancelled | closed | refunded -> refund_required
+ *	                                        (a payment arrived anyway)
+ *	  refund_required -> refunded           (every payment owed went back)
  *
  * Any other move is ERRCODE_OE_ILLEGAL_TRANSITION naming both states.  The
- * event row is written in the caller's transaction and a NOTIFY on
- * order_engine_events follows its commit (OeOutboxNotify).
+ * event row is written in the caller's transaction, carrying the facts of
+ * the move (payment_ref, logistics_no, reason) in its detail, and a NOTIFY
+ * on order_engine_events follows its commit (OeOrdersOutboxNotify).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 
 #include "errors.h"
 #include "orders.h"
@@ -44,29 +50,34 @@ static const bool allowed[OE_ORDER_NSTATUS][OE_ORDER_NSTATUS] = {
 		[OE_ORDER_CANCELLED] = true,
 		[OE_ORDER_CLOSED] = true,
 	},
-	[OE_ORDER_PAID] = {[OE_ORDER_SHIPPED] = true},
+	[OE_ORDER_PAID] = {
+		[OE_ORDER_SHIPPED] = true,
+		[OE_ORDER_REFUND_REQUIRED] = true,
+	},
 	[OE_ORDER_SHIPPED] = {[OE_ORDER_COMPLETED] = true},
 	[OE_ORDER_CANCELLED] = {[OE_ORDER_REFUND_REQUIRED] = true},
 	[OE_ORDER_CLOSED] = {[OE_ORDER_REFUND_REQUIRED] = true},
 	[OE_ORDER_REFUND_REQUIRED] = {[OE_ORDER_REFUNDED] = true},
+	[OE_ORDER_REFUNDED] = {[OE_ORDER_REFUND_REQUIRED] = true},
 };
 
 static OeQuery update_status = {
-	"UPDATE order_engine.orders SET status = $2, version = version + 1,"
-	" paid_at = CASE WHEN $2 = 'paid' THEN pg_catalog.now() ELSE paid_at END,"
-	" shipped_at = CASE WHEN $2 = 'shipped' THEN pg_catalog.now() ELSE shipped_at END,"
-	" completed_at = CASE WHEN $2 = 'completed' THEN pg_catalog.now() ELSE completed_at END,"
-	" closed_at = CASE WHEN $2 IN ('cancelled', 'closed') THEN pg_catalog.now() ELSE closed_at END,"
+	"UPDATE order_engine.orders SET status = $2, version = version OPERATOR(pg_catalog.+) 1,"
+	" paid_at = CASE WHEN $2 OPERATOR(pg_catalog.=) 'paid' THEN pg_catalog.now() ELSE paid_at END,"
+	" shipped_at = CASE WHEN $2 OPERATOR(pg_catalog.=) 'shipped' THEN pg_catalog.now() ELSE shipped_at END,"
+	" completed_at = CASE WHEN $2 OPERATOR(pg_catalog.=) 'completed' THEN pg_catalog.now() ELSE completed_at END,"
+	" closed_at = CASE WHEN $2 OPERATOR(pg_catalog.=) ANY ('{cancelled,closed}'::pg_catalog.text[])"
+	"                  THEN pg_catalog.now() ELSE closed_at END,"
 	" payment_ref = COALESCE($4, payment_ref),"
 	" logistics_no = COALESCE($5, logistics_no),"
 	" close_reason = COALESCE($6, close_reason)"
-	" WHERE order_no = $1 AND status = $3",
+	" WHERE order_no OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) $3",
 	6, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
 };
 
 static OeQuery insert_event = {
 	"INSERT INTO order_engine.order_events (order_no, event, from_status, to_status, detail)"
-	" VALUES ($1, $2, $3, $4, $5::jsonb)",
+	" VALUES ($1, $2, $3, $4, $5::pg_catalog.jsonb)",
 	5, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
 };
 
@@ -115,7 +126,67 @@ OeOrderEvent(int64 order_no, const char *event, const char *from_status,
 	values[3] = text_or_null(to_status, &nulls[3]);
 	values[4] = text_or_null(detail_json, &nulls[4]);
 	OeQueryRun(&insert_event, values, nulls, false, 0);
-	OeOutboxNotify();
+	OeOrdersOutboxNotify();
+}
+
+/*
+ * The outbox's NOTIFY.  The flag is ours and is turned into
+ * OeOutboxNotify (the worker's signal, or the transaction's own NOTIFY)
+ * only at pre-commit: a PREPAREd transaction drops it (PostgreSQL refuses
+ * PREPARE after NOTIFY, and the worker's flag would survive PREPARE into
+ * the next transaction of this session); its events are claimed by the
+ * next drain.  Every end of a transaction clears it.
+ */
+static bool outbox_pending = false;
+static bool outbox_callback_registered = false;
+
+static void
+outbox_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PRE_COMMIT)
+	{
+		if (outbox_pending)
+		{
+			outbox_pending = false;
+			OeOutboxNotify();
+		}
+		return;
+	}
+	outbox_pending = false;
+}
+
+void
+OeOrdersOutboxNotify(void)
+{
+	if (!outbox_callback_registered)
+	{
+		RegisterXactCallback(outbox_xact_callback, NULL);
+		outbox_callback_registered = true;
+	}
+	outbox_pending = true;
+}
+
+char *
+OeOrderEventDetail(int n, const char *const *keys, const char *const *values)
+{
+	StringInfoData buf;
+	bool		any = false;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int i = 0; i < n; i++)
+	{
+		if (values[i] == NULL)
+			continue;
+		if (any)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, keys[i]);
+		appendStringInfoString(&buf, ": ");
+		escape_json(&buf, values[i]);
+		any = true;
+	}
+	appendStringInfoChar(&buf, '}');
+	return any ? buf.data : NULL;
 }
 
 /*
@@ -147,6 +218,11 @@ OeOrderTransition(int64 order_no, OeOrderStatus from, OeOrderStatus to,
 		elog(ERROR, "order " INT64_FORMAT " was not in status %s",
 			 order_no, status_names[from]);
 
-	OeOrderEvent(order_no, status_names[to], status_names[from],
-				 status_names[to], NULL);
+	{
+		const char *const keys[] = {"payment_ref", "logistics_no", "reason"};
+		const char *const facts[] = {payment_ref, logistics_no, reason};
+
+		OeOrderEvent(order_no, status_names[to], status_names[from],
+					 status_names[to], OeOrderEventDetail(3, keys, facts));
+	}
 }

@@ -865,10 +865,16 @@ out:
 int32
 OeStockConfirm(int64 order_no)
 {
+	return OeStockConfirmAt(order_no, GetCurrentTimestamp());
+}
+
+/* the same, a hold counting as expired at or before now (pay_order's clock) */
+int32
+OeStockConfirmAt(int64 order_no, TimestampTz now)
+{
 	static const Oid types[] = {INT8OID};
 	Datum		v[1];
 	StockHold  *holds;
-	TimestampTz now = GetCurrentTimestamp();
 	int			n,
 				i;
 	int32		count = 0;

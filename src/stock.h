@@ -43,6 +43,7 @@ extern bool OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 						   const int64 *qtys, int64 ttl_usecs,
 						   bool has_buyer, int64 buyer_id);
 extern int32 OeStockConfirm(int64 order_no);
+extern int32 OeStockConfirmAt(int64 order_no, TimestampTz now);
 extern int32 OeStockRelease(int64 order_no);
 extern bool OeStockReleaseHold(int64 order_no, int64 sku_id);
 extern int32 OeStockReleaseExpiredHolds(TimestampTz now, int32 max_rows);

@@ -23,6 +23,8 @@
 
 #include "order_engine.h"
 #include "internal_sql.h"
+#include "interval_check.h"
+#include "orders.h"
 #include "stock.h"
 
 PG_FUNCTION_INFO_V1(oe_restock);
@@ -106,16 +108,7 @@ OeStockCheckLines(int nlines, const int64 *sku_ids, const int64 *qtys)
 int64
 OeStockTtlUsecs(const Interval *ttl)
 {
-	int64		usecs;
-
-	if (pg_mul_s64_overflow((int64) ttl->month * DAYS_PER_MONTH + ttl->day,
-							USECS_PER_DAY, &usecs) ||
-		pg_add_s64_overflow(usecs, ttl->time, &usecs) ||
-		usecs <= 0 || usecs > OE_STOCK_MAX_TTL_USECS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ttl must be positive and at most 7 days")));
-	return usecs;
+	return OeIntervalUsecs(ttl, "ttl", OE_STOCK_MAX_TTL_USECS, "7 days");
 }
 
 /* a one-dimensional bigint[] without NULLs; returns its length */
@@ -189,6 +182,7 @@ oe_set_price(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("price must be a finite number not below zero")));
+	OeOrderCheckPrice(NumericGetDatum(price));
 	OeStockSetPrice(PG_GETARG_INT64(0), NumericGetDatum(price));
 	PG_RETURN_VOID();
 }
@@ -251,6 +245,7 @@ Datum
 oe_confirm(PG_FUNCTION_ARGS)
 {
 	CheckNotNull(fcinfo, 0, "order_no");
+	OeOrderCheckStockCall(PG_GETARG_INT64(0), "confirm");
 	PG_RETURN_INT32(OeStockConfirm(PG_GETARG_INT64(0)));
 }
 
@@ -258,6 +253,7 @@ Datum
 oe_release(PG_FUNCTION_ARGS)
 {
 	CheckNotNull(fcinfo, 0, "order_no");
+	OeOrderCheckStockCall(PG_GETARG_INT64(0), "release");
 	PG_RETURN_INT32(OeStockRelease(PG_GETARG_INT64(0)));
 }
 

@@ -233,6 +233,8 @@ echo "SELECT chaos.op('idem');" >"$DIR/scripts/idem.sql"
 CHECK_SQL=$(cat <<'SQL'
 SELECT 'stock_audit: ' || count(*) FROM order_engine.stock_audit() WHERE NOT ok HAVING count(*) > 0
 UNION ALL
+SELECT 'order_audit: ' || order_no || ' ' || detail FROM order_engine.order_audit()
+UNION ALL
 SELECT 'negative stock: ' || count(*) FROM order_engine.stock
  WHERE available < 0 OR held < 0 OR sold < 0 HAVING count(*) > 0
 UNION ALL

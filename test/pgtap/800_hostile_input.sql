@@ -40,7 +40,8 @@ INSERT INTO hostile.allowed VALUES
     ('42703'), ('42809'), ('42P01'), ('53400'), ('55000'),
     ('OE001'), ('OE002'), ('OE003'), ('OE004'), ('OE005'), ('OE006'),
     ('OE007'), ('OE008'), ('OE009'), ('OE010'), ('OE011'), ('OE012'),
-    ('OE013'), ('OE014'), ('OE015'), ('OE016'), ('OE017'), ('OE018');
+    ('OE013'), ('OE014'), ('OE015'), ('OE016'), ('OE017'), ('OE018'),
+    ('OE019'), ('OE020'), ('OE021'), ('OE022'), ('OE023');
 
 -- Hostile values per type, as text; each is cast to its type here, so a
 -- value that is not even valid input fails now, not inside the sweep.

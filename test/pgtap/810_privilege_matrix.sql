@@ -44,6 +44,8 @@ INSERT INTO fn_matrix VALUES
     ('order_engine.claim_events(integer)', 'app'),
     ('order_engine.ack_events(bigint[])', 'app'),
     ('order_engine.refund_order(bigint)', 'admin'),
+    ('order_engine.refund_payment(text,text)', 'admin'),
+    ('order_engine.order_audit()', 'admin'),
     ('order_engine.release_expired(integer)', 'admin'),
     ('order_engine.close_unpaid(integer)', 'admin'),
     ('order_engine.archive_orders(interval,integer)', 'admin'),
@@ -68,6 +70,7 @@ INSERT INTO rel_matrix VALUES
     ('order_engine.quarantine', '', 'SELECT,DELETE'),
     ('order_engine.archive_watermark', '', 'SELECT'),
     ('order_engine.worker_status', '', 'SELECT'),
+    ('order_engine.refunds_due', '', 'SELECT'),
     ('order_engine_archive.orders', '', 'SELECT'),
     ('order_engine_archive.order_lines', '', 'SELECT'),
     ('order_engine_archive.order_events', '', 'SELECT');
