@@ -17,7 +17,7 @@ SELECT v.version AS version_without_update_test
   FROM pg_available_extension_versions v
   JOIN pg_available_extensions a ON a.name = v.name
  WHERE v.name = 'order_engine' AND v.version <> a.default_version
-   AND v.version NOT IN ('0.1', '0.2', '0.3', '0.4', '0.5');
+   AND v.version NOT IN ('0.1', '0.2', '0.3', '0.4', '0.5', '0.6');
 
 -- the documented roles exist, and the admin role has the app role's rights
 SELECT rolname, rolcanlogin FROM pg_roles
@@ -86,6 +86,10 @@ BEGIN
         PERFORM order_engine.place_order(5077, 77, 1, '[{"sku_id": 1001, "qty": 1}]');
         PERFORM order_engine.pay_order(5077, 'p5077', 2.5);
     END IF;
+    IF v >= '0.6' THEN                  -- a claim left open, to be finished by its token
+        PERFORM set_config('upg.claim',
+            (SELECT claim FROM order_engine.idem_begin('upg', 'k6', '{"six": true}')), false);
+    END IF;
 END $$;
 
 -- one row per check: what, and what it found
@@ -151,6 +155,15 @@ BEGIN
                (SELECT count(*) FROM order_engine.order_events WHERE order_no = 5077)::text || ' events';
         RETURN NEXT;
     END IF;
+    IF v >= '0.6' THEN
+        what := 'open claim finished by its token';
+        PERFORM order_engine.idem_finish('upg', 'k6', '{"r": 6}', current_setting('upg.claim'));
+        got := (SELECT state || ' ' || response::text FROM order_engine.idem_begin('upg', 'k6', '{"six": true}'));
+        RETURN NEXT;
+        what := 'order history';
+        got := (SELECT string_agg(order_no || ':' || status, ', ') FROM order_engine.buyer_orders(77));
+        RETURN NEXT;
+    END IF;
     what := 'everything belongs to order_engine_owner';
     got := NOT EXISTS (SELECT FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
                         WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'order_engine')
@@ -202,6 +215,13 @@ CREATE EXTENSION order_engine VERSION '0.5';
 SELECT public.upg_fill('0.5');
 ALTER EXTENSION order_engine UPDATE;
 SELECT * FROM public.upg_check('0.5');
+DROP EXTENSION order_engine;
+TRUNCATE public.upg_ids, public.upg_tokens;
+
+CREATE EXTENSION order_engine VERSION '0.6';
+SELECT public.upg_fill('0.6');
+ALTER EXTENSION order_engine UPDATE;
+SELECT * FROM public.upg_check('0.6');
 DROP EXTENSION order_engine;
 
 DROP FUNCTION public.upg_fill(text), public.upg_check(text);

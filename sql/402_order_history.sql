@@ -14,8 +14,9 @@ END $$;
 
 SELECT order_engine.restock(40201, 100);
 SELECT order_engine.set_price(40201, 2);
--- buyer 7 places five orders with seller 900; the two oldest finish and are archived
-SELECT order_engine.place_order(4020007 + 100 * n, 7, 900, '[{"sku_id": 40201, "qty": 1}]')
+-- buyer 4027 places five orders with seller 4029 (no other file uses them);
+-- the two oldest finish and are archived
+SELECT order_engine.place_order(4020007 + 100 * n, 4027, 4029, '[{"sku_id": 40201, "qty": 1}]')
   FROM generate_series(0, 4) n;
 SELECT order_engine.pay_order(4020007 + 100 * n, 'p-402-' || n, 2),
        order_engine.ship_order(4020007 + 100 * n, 'L' || n),
@@ -23,23 +24,26 @@ SELECT order_engine.pay_order(4020007 + 100 * n, 'p-402-' || n, 2),
   FROM generate_series(0, 1) n;
 UPDATE order_engine.orders SET completed_at = now() - interval '1 day'
  WHERE order_no IN (4020007, 4020107);
+-- their outbox events were delivered (an order with pending events stays live)
+SELECT order_engine.ack_events(array_agg(event_id)) > 0 AS acked
+  FROM order_engine.order_events WHERE order_no IN (4020007, 4020107);
 SELECT order_engine.archive_orders('1 hour', 100) AS archived;
 
 -- pages of two, newest first, live and archived together
-SELECT order_no, buyer, seller, status, total, archived FROM order_engine.buyer_orders(7, NULL, 2);
-SELECT order_no, archived FROM order_engine.buyer_orders(7, 4020307, 2);
-SELECT order_no, archived FROM order_engine.buyer_orders(7, 4020107, 2);
--- buyer 7 has older orders from 400_orders: the next page goes on with them
-SELECT count(*) AS next_page FROM order_engine.buyer_orders(7, 4020007, 2);
-SELECT order_no, status, archived FROM order_engine.seller_orders(900);
-SELECT count(*) AS other_seller FROM order_engine.seller_orders(901);
+SELECT order_no, buyer, seller, status, total, archived FROM order_engine.buyer_orders(4027, NULL, 2);
+SELECT order_no, archived FROM order_engine.buyer_orders(4027, 4020307, 2);
+SELECT order_no, archived FROM order_engine.buyer_orders(4027, 4020107, 2);
+-- past the oldest: an empty page
+SELECT count(*) AS next_page FROM order_engine.buyer_orders(4027, 4020007, 2);
+SELECT order_no, status, archived FROM order_engine.seller_orders(4029);
+SELECT count(*) AS other_seller FROM order_engine.seller_orders(4030);
 -- the default page is 20
-SELECT count(*) FROM order_engine.buyer_orders(7);
+SELECT count(*) FROM order_engine.buyer_orders(4027);
 
 -- bad arguments
 SELECT pg_temp.try($$SELECT * FROM order_engine.buyer_orders(NULL)$$);
-SELECT pg_temp.try($$SELECT * FROM order_engine.buyer_orders(7, NULL, 0)$$);
-SELECT pg_temp.try($$SELECT * FROM order_engine.buyer_orders(7, NULL, 1001)$$);
+SELECT pg_temp.try($$SELECT * FROM order_engine.buyer_orders(4027, NULL, 0)$$);
+SELECT pg_temp.try($$SELECT * FROM order_engine.buyer_orders(4027, NULL, 1001)$$);
 SELECT pg_temp.try($$SELECT * FROM order_engine.seller_orders(900, NULL, NULL)$$);
 SELECT pg_temp.try($$SELECT * FROM order_engine.seller_orders(900, NULL, -1)$$);
 

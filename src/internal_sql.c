@@ -111,6 +111,15 @@ OeOwnerRoleId(void)
 	return role;
 }
 
+bool
+OeColumnExists(const char *table, const char *column)
+{
+	Oid			nspoid = get_namespace_oid(OE_SCHEMA_NAME, true);
+	Oid			relid = OidIsValid(nspoid) ? get_relname_relid(table, nspoid) : InvalidOid;
+
+	return OidIsValid(relid) && get_attnum(relid, column) != InvalidAttrNumber;
+}
+
 /* ---------------------------------------------------------------------
  * scopes
  * ---------------------------------------------------------------------

@@ -50,6 +50,13 @@
 /* who internal work runs as: the owner of the extension's objects (0.6 on: order_engine_owner) */
 extern Oid	OeOwnerRoleId(void);
 
+/*
+ * Does table order_engine.<table> have <column>?  For the library serving
+ * an extension whose SQL is older (between the restart that loads a new
+ * library and ALTER EXTENSION ... UPDATE); two syscache lookups.
+ */
+extern bool OeColumnExists(const char *table, const char *column);
+
 /* ---- scopes ---- */
 
 typedef struct OeInternalScope

@@ -203,6 +203,13 @@ static OeQuery insert_payment = {
 	5, {TEXTOID, INT8OID, NUMERICOID, TEXTOID, TEXTOID}
 };
 
+/* the same before ALTER EXTENSION UPDATE to 0.7 (no refund columns yet) */
+static OeQuery insert_payment_0_6 = {
+	"INSERT INTO order_engine.payments (payment_ref, order_no, amount, outcome)"
+	" VALUES ($1, $2, $3, $4) ON CONFLICT (payment_ref) DO NOTHING",
+	5, {TEXTOID, INT8OID, NUMERICOID, TEXTOID, TEXTOID}
+};
+
 static OeQuery select_status = {
 	"SELECT status FROM order_engine.orders WHERE order_no OPERATOR(pg_catalog.=) $1"
 	" UNION ALL"
@@ -746,6 +753,9 @@ OeOrderCheckStockCall(int64 order_no, const char *what)
 	Datum		arg = Int64GetDatum(order_no);
 	bool		placed;
 
+	/* SQL older than 0.5 (the library runs before ALTER EXTENSION UPDATE): no orders */
+	if (!OidIsValid(get_relname_relid("orders", get_namespace_oid(OE_SCHEMA_NAME, false))))
+		return;
 	OeStockLockOrder(order_no);
 	SPI_connect();
 	OeQueryRun(&select_placed, &arg, NULL, false, 1);
@@ -799,7 +809,8 @@ record_payment(const char *payment_ref, int64 order_no, Datum amount,
 	values[4] = owed ? CStringGetTextDatum("refund_required") : (Datum) 0;
 	if (!owed)
 		nulls[4] = 'n';
-	OeQueryRun(&insert_payment, values, nulls, false, 0);
+	OeQueryRun(OeColumnExists("payments", "refund_state") ? &insert_payment : &insert_payment_0_6,
+			   values, nulls, false, 0);
 	if (SPI_processed == 1)
 		return;
 	/* recorded meanwhile by a payment of another order (ours is locked) */

@@ -211,6 +211,9 @@ OeOrderOweBack(int64 order_no)
 	Datum		arg = Int64GetDatum(order_no);
 	int64		n;
 
+	/* SQL older than 0.7: the outcome column alone says what is owed */
+	if (!OeColumnExists("payments", "refund_state"))
+		return 0;
 	SPI_connect();
 	OeQueryRun(&owe_back, &arg, NULL, false, 0);
 	n = (int64) SPI_processed;
