@@ -10,6 +10,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "pgtime.h"
 #include "utils/datetime.h"
 
@@ -17,9 +19,8 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
-#include "ids/ids.h"
+#include "common/guc.h"
 #include "common/order_engine.h"
-#include "orders/orders.h"
 
 char	   *OeDatabaseList = NULL;
 int			OeNaptimeMs = 5000;
