@@ -54,6 +54,7 @@
 #include "catalog/namespace.h"
 #include "utils/timestamp.h"
 
+#include "common/args.h"
 #include "common/errors.h"
 #include "idem/idempotency.h"
 #include "common/internal_sql.h"
@@ -244,10 +245,7 @@ CheckIdemText(FunctionCallInfo fcinfo, int argno, const char *what, int maxlen)
 	text	   *t;
 	int			len;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
+	CheckNotNull(fcinfo, argno, what);
 	t = PG_GETARG_TEXT_PP(argno);
 	len = VARSIZE_ANY_EXHDR(t);
 	if (len == 0)
@@ -260,15 +258,6 @@ CheckIdemText(FunctionCallInfo fcinfo, int argno, const char *what, int maxlen)
 				 errmsg("%s is too long", what),
 				 errdetail("It is %d bytes long; the limit is %d bytes.", len, maxlen)));
 	return t;
-}
-
-static inline void
-CheckNotNull(FunctionCallInfo fcinfo, int argno, const char *what)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
 }
 
 /*

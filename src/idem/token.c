@@ -26,6 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "common/args.h"
 #include "idem/idempotency.h"
 #include "common/order_engine.h"
 #include "common/internal_sql.h"
@@ -37,15 +38,6 @@ PG_FUNCTION_INFO_V1(oe_consume_token);
 
 static SPIPlanPtr plan_issue = NULL;
 static SPIPlanPtr plan_consume = NULL;
-
-static inline void
-CheckNotNull(FunctionCallInfo fcinfo, int argno, const char *what)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
-}
 
 /*
  * issue_token(buyer_id bigint, ttl interval) RETURNS text

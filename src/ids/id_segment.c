@@ -48,6 +48,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "common/arrays.h"
 #include "common/errors.h"
 #include "ids/ids.h"
 #include "common/internal_sql.h"
@@ -839,7 +840,6 @@ oe_next_ids_sql(PG_FUNCTION_ARGS)
 	text	   *tag = oe_tag_arg(fcinfo);
 	int32		n;
 	int64	   *ids;
-	Datum	   *elems;
 	ArrayType  *result;
 
 	if (PG_ARGISNULL(1))
@@ -855,11 +855,7 @@ oe_next_ids_sql(PG_FUNCTION_ARGS)
 
 	ids = palloc(sizeof(int64) * n);
 	oe_next_ids(VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag), n, ids);
-	elems = palloc(sizeof(Datum) * n);
-	for (int i = 0; i < n; i++)
-		elems[i] = Int64GetDatum(ids[i]);
-	result = construct_array(elems, n, INT8OID, sizeof(int64),
-							 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	result = OeInt8Array(ids, n);
 	PG_RETURN_ARRAYTYPE_P(result);
 }
 

@@ -15,8 +15,6 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "miscadmin.h"
-#include "storage/lock.h"
 
 #include "common/internal_sql.h"
 #include "jobs/jobs.h"
@@ -33,24 +31,6 @@ static OeQuery select_due_unpaid = {
 	" ORDER BY o.pay_deadline LIMIT $1 FOR UPDATE SKIP LOCKED",
 	1, {INT4OID}
 };
-
-/*
- * The order number's advisory lock, if nobody holds it: close_unpaid takes
- * it before any stock lock (the order every client takes them in) and
- * leaves an order whose number is busy to the next batch rather than wait
- * with the batch's bucket locks held.
- */
-static bool
-try_lock_order_no(int64 order_no)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
-						 (uint32) (((uint64) order_no) >> 32),
-						 (uint32) order_no,
-						 OE_ORDER_LOCK_CLASS);
-	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
-}
 
 /*
  * close_unpaid: orders past their payment deadline -> closed, holds
@@ -71,7 +51,7 @@ OeCloseUnpaid(int32 max_rows)
 	OeQueryRun(&select_due_unpaid, &arg, NULL, false, 0);
 	orders = OeQueryInt64Column(&n);
 	for (uint64 i = 0; i < n; i++)
-		if (try_lock_order_no(orders[i]))
+		if (OeStockTryLockOrder(orders[i]))
 			orders[nlocked++] = orders[i];
 	OeJobLockStock(orders, nlocked);
 	closed = OeJobProcessRows(OE_JOB_CLOSE_UNPAID, orders, nlocked,

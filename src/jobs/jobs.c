@@ -25,6 +25,7 @@
 #include "jobs/jobs.h"
 #include "common/order_engine.h"
 #include "orders/orders.h"
+#include "common/arrays.h"
 #include "common/internal_sql.h"
 
 static const char *const job_names[OE_NUM_JOBS] = {
@@ -181,7 +182,6 @@ static OeQuery lock_sku_buckets = {
 void
 OeJobLockStock(const int64 *orders, int norders)
 {
-	Datum	   *elems;
 	Datum		arg;
 	int			nestlevel;
 	int			nskus;
@@ -191,11 +191,7 @@ OeJobLockStock(const int64 *orders, int norders)
 
 	if (norders <= 0)
 		return;
-	elems = palloc(sizeof(Datum) * norders);
-	for (int i = 0; i < norders; i++)
-		elems[i] = Int64GetDatum(orders[i]);
-	arg = PointerGetDatum(construct_array(elems, norders, INT8OID, sizeof(int64),
-										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	arg = PointerGetDatum(OeInt8Array(orders, norders));
 	OeQueryRun(&select_batch_skus, &arg, NULL, false, 0);
 	nskus = (int) SPI_processed;
 	skus = palloc(sizeof(Datum) * Max(nskus, 1));

@@ -40,6 +40,8 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
+#include "common/args.h"
+#include "common/arrays.h"
 #include "common/errors.h"
 #include "ids/ids.h"
 #include "common/interval_check.h"
@@ -229,15 +231,6 @@ static OeQuery select_placed = {
 
 /* ---- argument checks ---- */
 
-static inline void
-CheckNotNull(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
-}
-
 static inline char *
 CheckRef(text *t, const char *name)
 {
@@ -375,16 +368,6 @@ parse_lines(Jsonb *lines, OeLines *out)
 								out->sku_ids[i]),
 						 errhint("Put the whole quantity of a SKU in one line.")));
 	}
-}
-
-static ArrayType *
-int8_array(const int64 *values, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * n);
-
-	for (int i = 0; i < n; i++)
-		d[i] = Int64GetDatum(values[i]);
-	return construct_array(d, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
 }
 
 static ArrayType *
@@ -558,7 +541,7 @@ OeOrderCheckPrice(Datum price)
 static void
 snapshot_prices(OeLines *lines, Datum *prices)
 {
-	Datum		arg = PointerGetDatum(int8_array(lines->sku_ids, lines->n));
+	Datum		arg = PointerGetDatum(OeInt8Array(lines->sku_ids, lines->n));
 	bool	   *found = palloc0(sizeof(bool) * lines->n);
 
 	OeQueryRun(&select_prices, &arg, NULL, false, 0);
@@ -703,8 +686,8 @@ place_order(FunctionCallInfo fcinfo)
 			values[3] = total;
 			values[4] = Int32GetDatum(lines.n);
 			values[5] = TimestampTzGetDatum(deadline);
-			values[6] = PointerGetDatum(int8_array(lines.sku_ids, lines.n));
-			values[7] = PointerGetDatum(int8_array(lines.qtys, lines.n));
+			values[6] = PointerGetDatum(OeInt8Array(lines.sku_ids, lines.n));
+			values[7] = PointerGetDatum(OeInt8Array(lines.qtys, lines.n));
 			values[8] = PointerGetDatum(numeric_array(prices, lines.n));
 			OeQueryRun(&insert_placement, values, NULL, false, 0);
 			OeOrdersOutboxNotify();

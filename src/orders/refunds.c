@@ -30,6 +30,7 @@
 #include "utils/builtins.h"
 #include "utils/numeric.h"
 
+#include "common/args.h"
 #include "common/errors.h"
 #include "common/internal_sql.h"
 #include "orders/orders.h"
@@ -240,10 +241,7 @@ check_ref(FunctionCallInfo fcinfo, int argno, const char *name)
 {
 	char	   *s;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
+	CheckNotNull(fcinfo, argno, name);
 	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	if (s[0] == '\0')
 		ereport(ERROR,

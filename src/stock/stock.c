@@ -35,6 +35,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "common/arrays.h"
 #include "common/errors.h"
 #include "common/order_engine.h"
 #include "stock/stock.h"
@@ -212,18 +213,6 @@ static const char sql_sale[] =
 /* spreads concurrent takers of a bucketed SKU over different buckets */
 static uint32 take_counter = 0;
 
-Datum
-OeStockInt8Array(const int64 *v, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-	int			i;
-
-	for (i = 0; i < n; i++)
-		d[i] = Int64GetDatum(v[i]);
-	return PointerGetDatum(construct_array(d, n, INT8OID, sizeof(int64),
-										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
 static Datum
 parts_array(const StockPart *parts, int n, bool buckets)
 {
@@ -263,16 +252,37 @@ col(HeapTuple tup, TupleDesc desc, int col)
  * Serialise reserve/confirm/release of one order number for the rest of
  * the transaction, so a repeat never races its original.
  */
+static inline void
+order_lock_tag(LOCKTAG *tag, int64 order_no)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId,
+						 (uint32) (((uint64) order_no) >> 32),
+						 (uint32) order_no,
+						 OE_ORDER_LOCK_CLASS);
+}
+
 void
 OeStockLockOrder(int64 order_no)
 {
 	LOCKTAG		tag;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
-						 (uint32) (((uint64) order_no) >> 32),
-						 (uint32) order_no,
-						 OE_ORDER_LOCK_CLASS);
+	order_lock_tag(&tag, order_no);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * The same lock, if nobody holds it: close_unpaid takes it before any
+ * stock lock (the order every client takes them in) and leaves an order
+ * whose number is busy to the next batch rather than wait with the
+ * batch's bucket locks held.
+ */
+bool
+OeStockTryLockOrder(int64 order_no)
+{
+	LOCKTAG		tag;
+
+	order_lock_tag(&tag, order_no);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 /* copy the hold rows of the last SPI result out (the next call frees it) */
@@ -661,7 +671,7 @@ reserve_lookup(int64 order_no, ReserveLine *lines, int nlines,
 
 	for (i = 0; i < nlines; i++)
 		skus[i] = lines[i].sku_id;
-	v[0] = OeStockInt8Array(skus, nlines);
+	v[0] = PointerGetDatum(OeInt8Array(skus, nlines));
 	v[1] = Int64GetDatum(order_no);
 	OeExecPlan(OeCachedPlan(&plan_info, sql_info, 2, types), v, NULL, false, 0);
 	if (SPI_processed != (uint64) nlines)

@@ -49,11 +49,11 @@ extern bool OeStockReleaseHold(int64 order_no, int64 sku_id);
 extern int32 OeStockReleaseExpiredHolds(TimestampTz now, int32 max_rows);
 extern bool OeStockTryDeduct(int64 sku_id, int64 qty);
 extern void OeStockLockOrder(int64 order_no);
+extern bool OeStockTryLockOrder(int64 order_no);
 
 /* stock_peek.c: the cheap "no" for a one-line reserve of a sold-out SKU */
 extern bool OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty);
 
-extern Datum OeStockInt8Array(const int64 *v, int n);
 
 /* stock_admin.c: catalogue and rebalancing */
 extern int64 OeStockRestock(int64 sku_id, int64 delta, const char *reason);

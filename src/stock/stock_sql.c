@@ -22,6 +22,7 @@
 #include "utils/timestamp.h"
 
 #include "common/order_engine.h"
+#include "common/args.h"
 #include "common/internal_sql.h"
 #include "common/interval_check.h"
 #include "orders/orders.h"
@@ -35,15 +36,6 @@ PG_FUNCTION_INFO_V1(oe_confirm);
 PG_FUNCTION_INFO_V1(oe_release);
 PG_FUNCTION_INFO_V1(oe_set_buckets);
 PG_FUNCTION_INFO_V1(oe_set_purchase_limit);
-
-static inline void
-CheckNotNull(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
-}
 
 static inline void
 CheckPositive(int64 value, const char *name)
@@ -113,7 +105,7 @@ OeStockTtlUsecs(const Interval *ttl)
 
 /* a one-dimensional bigint[] without NULLs; returns its length */
 static int
-int8_array(FunctionCallInfo fcinfo, int argno, const char *name, int64 **out)
+int8_array_arg(FunctionCallInfo fcinfo, int argno, const char *name, int64 **out)
 {
 	ArrayType  *a;
 	Datum	   *d;
@@ -212,8 +204,8 @@ oe_reserve(PG_FUNCTION_ARGS)
 	CheckNotNull(fcinfo, 0, "order_no");
 	order_no = PG_GETARG_INT64(0);
 	CheckPositive(order_no, "order_no");
-	nskus = int8_array(fcinfo, 1, "sku_ids", &skus);
-	nqtys = int8_array(fcinfo, 2, "qtys", &qtys);
+	nskus = int8_array_arg(fcinfo, 1, "sku_ids", &skus);
+	nqtys = int8_array_arg(fcinfo, 2, "qtys", &qtys);
 	if (nskus != nqtys)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
