@@ -34,9 +34,7 @@ static OeQuery select_finished = {
 	" WHERE o.status OPERATOR(pg_catalog.=) ANY ('{completed,cancelled,closed,refunded}'::pg_catalog.text[])"
 	"   AND COALESCE(o.completed_at, o.closed_at, o.paid_at, o.created_at)"
 	"       OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1)"
-	"   AND NOT EXISTS (SELECT FROM order_engine.quarantine q"
-	"                    WHERE q.job OPERATOR(pg_catalog.=) 'archive_orders'"
-	"                      AND q.item OPERATOR(pg_catalog.=) o.order_no)"
+	OE_NOT_QUARANTINED("archive_orders", "o.order_no")
 	"   AND NOT EXISTS (SELECT FROM order_engine.order_events e"
 	"                    WHERE e.order_no OPERATOR(pg_catalog.=) o.order_no"
 	"                      AND e.processed_at IS NULL)"
@@ -119,10 +117,7 @@ oe_archive_orders(PG_FUNCTION_ARGS)
 	Interval   *older_than = PG_GETARG_INTERVAL_P(0);
 	int32		max_rows = PG_GETARG_INT32(1);
 
-	if (max_rows < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_rows must be at least 1")));
+	OeJobCheckMaxRows(max_rows);
 	if (older_than->time < 0 || older_than->day < 0 || older_than->month < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

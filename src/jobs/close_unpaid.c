@@ -25,9 +25,7 @@ static OeQuery select_due_unpaid = {
 	"SELECT o.order_no FROM order_engine.orders o"
 	" WHERE o.status OPERATOR(pg_catalog.=) 'pending_payment'"
 	"   AND o.pay_deadline OPERATOR(pg_catalog.<=) pg_catalog.now()"
-	"   AND NOT EXISTS (SELECT FROM order_engine.quarantine q"
-	"                    WHERE q.job OPERATOR(pg_catalog.=) 'close_unpaid'"
-	"                      AND q.item OPERATOR(pg_catalog.=) o.order_no)"
+	OE_NOT_QUARANTINED("close_unpaid", "o.order_no")
 	" ORDER BY o.pay_deadline LIMIT $1 FOR UPDATE SKIP LOCKED",
 	1, {INT4OID}
 };
@@ -66,9 +64,6 @@ oe_close_unpaid(PG_FUNCTION_ARGS)
 {
 	int32		max_rows = PG_GETARG_INT32(0);
 
-	if (max_rows < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_rows must be at least 1")));
+	OeJobCheckMaxRows(max_rows);
 	PG_RETURN_INT32((int32) OeCloseUnpaid(max_rows));
 }

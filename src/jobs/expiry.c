@@ -31,9 +31,7 @@ static OeQuery select_due_orders = {
 	"  SELECT order_no FROM order_engine.stock_hold h"
 	"   WHERE h.state OPERATOR(pg_catalog.=) 'held'"
 	"     AND h.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-	"     AND NOT EXISTS (SELECT FROM order_engine.quarantine q"
-	"                      WHERE q.job OPERATOR(pg_catalog.=) 'release_expired'"
-	"                        AND q.item OPERATOR(pg_catalog.=) h.order_no)"
+	OE_NOT_QUARANTINED("release_expired", "h.order_no")
 	"     AND NOT EXISTS (SELECT FROM order_engine.orders o"
 	"                      WHERE o.order_no OPERATOR(pg_catalog.=) h.order_no"
 	"                        AND o.status OPERATOR(pg_catalog.=) 'pending_payment'"
@@ -94,9 +92,6 @@ oe_release_expired(PG_FUNCTION_ARGS)
 {
 	int32		max_rows = PG_GETARG_INT32(0);
 
-	if (max_rows < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_rows must be at least 1")));
+	OeJobCheckMaxRows(max_rows);
 	PG_RETURN_INT32((int32) OeReleaseExpired(max_rows));
 }

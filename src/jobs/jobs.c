@@ -49,6 +49,16 @@ OeJobName(OeJobId job)
 	return job_names[job];
 }
 
+/* the max_rows argument of a job's SQL function (22023 below 1) */
+void
+OeJobCheckMaxRows(int32 max_rows)
+{
+	if (max_rows < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be at least 1")));
+}
+
 /*
  * Errors that say nothing about the row: retry the whole batch later.
  */
@@ -233,14 +243,10 @@ OeJobLockStock(const int64 *orders, int norders)
 static OeQuery select_next_due = {
 	"SELECT LEAST("
 	" (SELECT h.expires_at FROM order_engine.stock_hold h WHERE h.state OPERATOR(pg_catalog.=) 'held'"
-	"   AND NOT EXISTS (SELECT FROM order_engine.quarantine q"
-	"                    WHERE q.job OPERATOR(pg_catalog.=) 'release_expired'"
-	"                      AND q.item OPERATOR(pg_catalog.=) h.order_no)"
+	OE_NOT_QUARANTINED("release_expired", "h.order_no")
 	"   ORDER BY h.expires_at LIMIT 1),"
 	" (SELECT o.pay_deadline FROM order_engine.orders o WHERE o.status OPERATOR(pg_catalog.=) 'pending_payment'"
-	"   AND NOT EXISTS (SELECT FROM order_engine.quarantine q"
-	"                    WHERE q.job OPERATOR(pg_catalog.=) 'close_unpaid'"
-	"                      AND q.item OPERATOR(pg_catalog.=) o.order_no)"
+	OE_NOT_QUARANTINED("close_unpaid", "o.order_no")
 	"   ORDER BY o.pay_deadline LIMIT 1))",
 	0, {0}
 };

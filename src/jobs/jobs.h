@@ -31,7 +31,19 @@ typedef enum OeJobId
 
 typedef void (*OeRowFunction) (int64 item);
 
+/*
+ * The one quarantine filter of the jobs' queries: "AND the row is not in
+ * quarantine for this job" (job: a job name literal, item: the column).
+ */
+#define OE_NOT_QUARANTINED(job, item) \
+	"   AND NOT EXISTS (SELECT FROM order_engine.quarantine q" \
+	"                    WHERE q.job OPERATOR(pg_catalog.=) '" job "'" \
+	"                      AND q.item OPERATOR(pg_catalog.=) " item ")"
+
 extern const char *OeJobName(OeJobId job);
+
+/* the max_rows argument of a job's SQL function: at least 1 (22023) */
+extern void OeJobCheckMaxRows(int32 max_rows);
 
 /* lock the stock buckets of these orders' held holds in reserve's order */
 extern void OeJobLockStock(const int64 *orders, int norders);

@@ -789,10 +789,7 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 		}
 		for (i = 0; i < nlines; i++)
 			if (!lines[i].known)
-				ereport(ERROR,
-						(errcode(ERRCODE_OE_SKU_NOT_FOUND),
-						 errmsg("SKU " INT64_FORMAT " does not exist", lines[i].sku_id),
-						 errhint("A SKU is created by its first restock.")));
+				OeStockSkuNotFound(lines[i].sku_id);
 		/* sold out as of our snapshot: answer without touching a row */
 		for (i = 0; i < nlines; i++)
 			if (lines[i].available < lines[i].qty)
@@ -1039,10 +1036,7 @@ OeStockTryDeduct(int64 sku_id, int64 qty)
 	v[0] = Int64GetDatum(sku_id);
 	OeExecPlan(OeCachedPlan(&plan_sku_info, sql_sku_info, 1, types), v, NULL, false, 0);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OE_SKU_NOT_FOUND),
-				 errmsg("SKU " INT64_FORMAT " does not exist", sku_id),
-				 errhint("A SKU is created by its first restock.")));
+		OeStockSkuNotFound(sku_id);
 	nbuckets = DatumGetInt32(col(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	available = DatumGetInt64(col(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
 	SPI_freetuptable(SPI_tuptable);

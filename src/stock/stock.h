@@ -51,6 +51,9 @@ extern bool OeStockTryDeduct(int64 sku_id, int64 qty);
 extern void OeStockLockOrder(int64 order_no);
 extern bool OeStockTryLockOrder(int64 order_no);
 
+/* stock_admin.c: ERROR, SKU sku_id does not exist (OE008, with its hint) */
+extern void OeStockSkuNotFound(int64 sku_id) pg_attribute_noreturn();
+
 /* stock_peek.c: the cheap "no" for a one-line reserve of a sold-out SKU */
 extern bool OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty);
 

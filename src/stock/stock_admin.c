@@ -86,8 +86,9 @@ typedef struct BucketRow
 	int64		sold;
 } BucketRow;
 
-static void
-sku_not_found(int64 sku_id)
+/* the one "SKU does not exist" of the stock API (OE008) */
+void
+OeStockSkuNotFound(int64 sku_id)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_OE_SKU_NOT_FOUND),
@@ -126,7 +127,7 @@ rebalance(int64 sku_id, int64 delta, int32 nbuckets, const char *reason)
 
 		OeExecPlan(OeCachedPlan(&plan_sku_lock, sql_sku_lock, 1, types), v, NULL, false, 0);
 		if (SPI_processed == 0)
-			sku_not_found(sku_id);
+			OeStockSkuNotFound(sku_id);
 		if (nbuckets == 0)
 		{
 			bool		isnull;
@@ -279,6 +280,6 @@ OeStockSetPurchaseLimit(int64 sku_id, bool has_limit, int64 per_buyer)
 		nulls[1] = 'n';
 	OeExecPlan(OeCachedPlan(&plan_set_limit, sql_set_limit, 2, types), v, nulls, false, 0);
 	if (SPI_processed == 0)
-		sku_not_found(sku_id);
+		OeStockSkuNotFound(sku_id);
 	SPI_finish();
 }
