@@ -31,6 +31,36 @@ typedef enum OeJobId
 
 typedef void (*OeRowFunction) (int64 item);
 
+/* when the worker runs a job again after a batch that succeeded */
+typedef enum OeJobReschedule
+{
+	OE_JOB_WHEN_DUE = 0,		/* at once while batches are full, then when
+								 * rows fall due (OeJobsNextDue) */
+	OE_JOB_NAP_WHEN_DONE,		/* at once while batches are full, then after
+								 * order_engine.naptime */
+	OE_JOB_PAUSED				/* one batch, then a pause at least as long as
+								 * the batch took (a nap once nothing is left);
+								 * woken early when another job handled rows */
+} OeJobReschedule;
+
+/*
+ * One row of the job table (jobs.c).  The worker loops over the table and
+ * knows no job by name: adding a job is one file plus one row.
+ */
+typedef struct OeJob
+{
+	const char *name;			/* SQL function, quarantine.job */
+	int64		(*batch) (int32 max_rows);	/* in the caller's transaction */
+	int		   *batch_size;		/* the GUC the worker's batches take */
+	bool		async_commit;	/* its batches need not wait for their WAL
+								 * flush: a lost batch is simply done again */
+	OeJobReschedule reschedule;
+	int		   *pause_ms;		/* OE_JOB_PAUSED: the GUC of the pause */
+	bool		(*window_open) (TimestampTz now);	/* NULL: runs any time */
+} OeJob;
+
+extern const OeJob OeJobTable[OE_NUM_JOBS];
+
 /*
  * The one quarantine filter of the jobs' queries: "AND the row is not in
  * quarantine for this job" (job: a job name literal, item: the column).
@@ -52,7 +82,7 @@ extern void OeJobLockStock(const int64 *orders, int norders);
 extern int64 OeJobProcessRows(OeJobId job, const int64 *items, int nitems,
 							  OeRowFunction fn);
 
-/* one batch of each job, in the caller's transaction */
+/* one batch of a job (its row of the table), in the caller's transaction */
 extern int64 OeJobRunBatch(OeJobId job, int32 max_rows);
 
 /* the batch functions behind the jobs */

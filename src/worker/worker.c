@@ -141,14 +141,10 @@ oe_run_batch(OeJobId job, int32 max_rows, char **error)
 
 	PG_TRY();
 	{
-		/*
-		 * Releasing holds and reaping keys need not wait for their WAL
-		 * flush: after a crash a lost batch is simply done again, and any
-		 * durable commit that used the released stock flushes it too.
-		 */
+		/* a job that need not wait for its WAL flush (the job table) */
 		OeInternalScope scope;
 
-		if (job == OE_JOB_RELEASE_EXPIRED || job == OE_JOB_REAP_EXPIRED_KEYS)
+		if (OeJobTable[job].async_commit)
 			(void) set_config_option("synchronous_commit", "off",
 									 PGC_USERSET, PGC_S_SESSION,
 									 GUC_ACTION_LOCAL, true, 0, false);
@@ -189,8 +185,9 @@ oe_run_jobs(OeWorkerSlot *slot, TimestampTz *next_run, int *failures)
 	for (int j = 0; j < OE_NUM_JOBS; j++)
 	{
 		OeJobId		job = (OeJobId) j;
-		bool		archive = (job == OE_JOB_ARCHIVE_ORDERS);
-		int32		batch = archive ? OeArchiveBatchSize : OeBatchSize;
+		const OeJob *def = &OeJobTable[j];
+		bool		paused = (def->reschedule == OE_JOB_PAUSED);
+		int32		batch = *def->batch_size;
 
 		for (int round = 0; round < 100; round++)
 		{
@@ -200,7 +197,7 @@ oe_run_jobs(OeWorkerSlot *slot, TimestampTz *next_run, int *failures)
 
 			if (now < next_run[j] || OeWorkerSlotExitRequested(slot))
 				break;
-			if (archive && !OeArchiveWindowOpen(now))
+			if (def->window_open && !def->window_open(now))
 			{
 				next_run[j] = TimestampTzPlusMilliseconds(now, 60 * 1000);
 				break;
@@ -218,13 +215,14 @@ oe_run_jobs(OeWorkerSlot *slot, TimestampTz *next_run, int *failures)
 			failures[j] = 0;
 			/*
 			 * Orders just closed may be due for the archive: wake an idle
-			 * archive job (one pausing between batches keeps its pause).
+			 * paused job (one pausing between batches keeps its pause).
 			 */
-			if (!archive && rows > 0 &&
-				next_run[OE_JOB_ARCHIVE_ORDERS] >
-				TimestampTzPlusMilliseconds(now, OeArchivePauseMs))
-				next_run[OE_JOB_ARCHIVE_ORDERS] = now;
-			if (archive)
+			for (int k = 0; k < OE_NUM_JOBS; k++)
+				if (k != j && rows > 0 &&
+					OeJobTable[k].reschedule == OE_JOB_PAUSED &&
+					next_run[k] > TimestampTzPlusMilliseconds(now, *OeJobTable[k].pause_ms))
+					next_run[k] = now;
+			if (paused)
 			{
 				/*
 				 * Pause after the batch at least as long as it took, and at
@@ -235,15 +233,15 @@ oe_run_jobs(OeWorkerSlot *slot, TimestampTz *next_run, int *failures)
 				long		took_ms = TimestampDifferenceMilliseconds(now, end);
 
 				next_run[j] = TimestampTzPlusMilliseconds(end, rows > 0 ?
-														  Max(OeArchivePauseMs, took_ms) :
+														  Max(*def->pause_ms, took_ms) :
 														  OeNaptimeMs);
 			}
-			else if (job == OE_JOB_REAP_EXPIRED_KEYS && rows < batch)
+			else if (def->reschedule == OE_JOB_NAP_WHEN_DONE && rows < batch)
 				next_run[j] = TimestampTzPlusMilliseconds(now, OeNaptimeMs);	/* not urgent */
 			else
 				next_run[j] = 0;	/* expiries and deadlines: whenever due */
 			OeWorkerSlotJobDone(slot, job, now, rows, NULL, next_run[j]);
-			if (archive || rows < batch)
+			if (paused || rows < batch)
 				break;
 			CHECK_FOR_INTERRUPTS();
 		}
@@ -329,7 +327,9 @@ OeWorkerMain(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			/* a new nap, archive window or pause applies at once */
-			next_run[OE_JOB_ARCHIVE_ORDERS] = 0;
+			for (int j = 0; j < OE_NUM_JOBS; j++)
+				if (OeJobTable[j].window_open || OeJobTable[j].reschedule == OE_JOB_PAUSED)
+					next_run[j] = 0;
 			round = true;
 		}
 		if (OeWorkerSlotExitRequested(slot))
