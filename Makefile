@@ -20,8 +20,11 @@ ISOLATION_OPTS = --inputdir=test/isolation --temp-config=$(srcdir)/test/postgres
 
 # src/<folder>/<file>.h is included as "<folder>/<file>.h"; the warnings are
 # the ones CI builds with (scripts/lib.sh OE_WARNINGS), so a plain make is CI's
-PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter \
+# (test/mutation.sh builds its mutants with OE_WARNING_FLAGS= : a mutation
+# may leave a function unused)
+OE_WARNING_FLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-sign-compare -Wno-missing-field-initializers
+PG_CPPFLAGS = -I$(srcdir)/src $(OE_WARNING_FLAGS)
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
