@@ -1,12 +1,14 @@
 # Makefile for order_engine (PGXS)
 #
 #   make                 build
+#   make installcheck    pg_regress (sql/, expected/) against a temporary instance
+#   make prove_installcheck  TAP (test/t) against the installed server's binaries
 #   make install         install into the PostgreSQL that pg_config names
 #   scripts/test.sh      build, install and run every test suite (README)
 
 EXTENSION = order_engine
 MODULE_big = order_engine
-OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 DATA = $(sort $(wildcard order_engine--*.sql))
 PGFILEDESC = "order_engine - order-critical primitives for e-commerce"
 
@@ -16,7 +18,22 @@ REGRESS_OPTS = --temp-config=$(srcdir)/test/postgresql.conf --temp-instance=./tm
 ISOLATION = $(basename $(notdir $(sort $(wildcard test/isolation/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test/isolation --temp-config=$(srcdir)/test/postgresql.conf --temp-instance=./tmp_check_iso
 
-PG_CPPFLAGS = -I$(srcdir)/src
+# src/<folder>/<file>.h is included as "<folder>/<file>.h"; the warnings are
+# the ones CI builds with (scripts/lib.sh OE_WARNINGS), so a plain make is CI's
+# (test/mutation.sh builds its mutants with OE_WARNING_FLAGS= : a mutation
+# may leave a function unused)
+OE_WARNING_FLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-sign-compare -Wno-missing-field-initializers
+PG_CPPFLAGS = -I$(srcdir)/src $(OE_WARNING_FLAGS)
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# TAP (test/t, helpers in test/perl) the way PGXS runs it, as its own target:
+# TAP_TESTS would make installcheck run TAP too
+PROVE_TESTS = test/t/*.pl
+PROVE_FLAGS += -I $(srcdir)/test/perl
+.PHONY: prove_installcheck
+prove_installcheck: export OE_TEST_CONF = $(abspath $(srcdir)/test/postgresql.conf)
+prove_installcheck:
+	$(prove_installcheck)

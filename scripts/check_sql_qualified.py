@@ -4,7 +4,7 @@
 Every operator in order_engine's internal SQL is written as
 OPERATOR(pg_catalog.op), so a bare "=" can never resolve through a
 search_path to an operator someone else defined.  This script reads the C
-string literals of the given files (default: src/*.c), joins the adjacent
+string literals of the given files (default: src/**/*.c), joins the adjacent
 literals of one statement (macros such as KEYS_TABLE are expanded from
 their #define; the fragments that one function appends to the same
 StringInfo are joined into one statement, printf conversions such as %s
@@ -407,7 +407,7 @@ def main(argv):
     files = argv[1:]
     if not files:
         root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-        files = sorted(glob.glob(os.path.join(root, "src", "*.c")))
+        files = sorted(glob.glob(os.path.join(root, "src", "**", "*.c"), recursive=True))
     bad = 0
     for f in files:
         for line, msg in check_file(f):

@@ -9,7 +9,8 @@
 #                                                 some files of a suite
 #
 # Steps (not tests; each prints its own "== step" line): packages, build,
-# install, lint (cppcheck; run when OE_SUITES names it).
+# install, lint (cppcheck, scripts/check_layers.py; run when OE_SUITES
+# names it).
 # Suites: regress (pg_regress: sql/, expected/), isolation
 # (pg_isolation_regress: test/isolation/), pgtap (psql as pg_prove runs it:
 # test/pgtap/), tap (PostgreSQL::Test::Cluster: test/t/).  An unknown name in
@@ -309,8 +310,10 @@ step_lint() {
         --std=c99 --suppress=missingIncludeSystem \
         -I "$SRC/src" -I "$(pg_config --includedir-server)" \
         -D__GNUC__ -DPG_MODULE_MAGIC= \
-        "$SRC"/src/*.c >"$log" 2>&1
+        $(find "$SRC/src" -name '*.c' | sort) >"$log" 2>&1
     rc=$?
+    # the folders of src/ depend on each other one way (docs/architecture.md)
+    python3 "$SRC/scripts/check_layers.py" "$SRC/src" >>"$log" 2>&1 || rc=1
     cat "$log"
     step lint $rc $((SECONDS - t0))
 }

@@ -16,7 +16,9 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
-#include "order_engine.h"
+#include "common/guc.h"
+#include "shmem.h"
+#include "worker/worker.h"
 
 PG_MODULE_MAGIC;
 

@@ -15,12 +15,13 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 
-#include "ids.h"
-#include "order_engine.h"
+#include "common/preload.h"
+#include "ids/ids.h"
+#include "shmem.h"
+#include "worker/worker.h"
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-static bool oe_shmem_ready = false;
 
 static void
 oe_shmem_request(void)
@@ -40,7 +41,7 @@ oe_shmem_startup(void)
 
 	OeWorkerStateShmemInit();
 	OeIdsShmemInit();
-	oe_shmem_ready = true;
+	OeShmemMarkReady();
 }
 
 void
@@ -50,23 +51,4 @@ OeShmemInstallHooks(void)
 	shmem_request_hook = oe_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = oe_shmem_startup;
-}
-
-bool
-OeShmemReady(void)
-{
-	return oe_shmem_ready;
-}
-
-/*
- * Functions that need the shared state call this first.
- */
-void
-OeRequirePreload(void)
-{
-	if (!oe_shmem_ready)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("order_engine must be loaded via shared_preload_libraries"),
-				 errhint("Add order_engine to shared_preload_libraries in postgresql.conf and restart the server.")));
 }

@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ *
+ * common/arrays.h
+ *	  SQL arrays built from C arrays (common/arrays.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDER_ENGINE_ARRAYS_H
+#define ORDER_ENGINE_ARRAYS_H
+
+#include "postgres.h"
+
+#include "utils/array.h"
+
+/* an int8[] of values[0..n) (n may be 0), in the current memory context */
+extern ArrayType *OeInt8Array(const int64 *values, int n);
+
+#endif							/* ORDER_ENGINE_ARRAYS_H */

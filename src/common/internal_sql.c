@@ -1,0 +1,369 @@
+/*-------------------------------------------------------------------------
+ *
+ * internal_sql.c
+ *	  The one path for internal SQL: the owner role, the pinned search
+ *	  path, kept plans and subtransactions under PG_TRY (internal_sql.h).
+ *
+ * Why a role of its own: the superuser who ran CREATE EXTENSION must not
+ * be who our statements run as, or any way to slip a function into one of
+ * them (an operator in the caller's schema, a database's search_path set
+ * by its owner) makes its author superuser.  order_engine_owner owns the
+ * extension's tables, sequences and SECURITY DEFINER functions and
+ * nothing else (OeOwnerRoleId finds it as the owner of our objects);
+ * the install script refuses a pre-existing role of that name that can
+ * log in, is superuser or has members.
+ *
+ * Why a GUC nest level: it is what fmgr_security_definer does for a
+ * function's SET clause, it is undone by every (sub)transaction abort,
+ * and it exists on every PostgreSQL version (PushOverrideSearchPath is
+ * gone in 17).  When the path is already pinned (a SECURITY DEFINER
+ * function with SET search_path, nested calls, the worker) nothing is set.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "optimizer/plancat.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+
+#include "common/internal_sql.h"
+#include "common/order_engine.h"
+
+/* ---------------------------------------------------------------------
+ * the owner role
+ * ---------------------------------------------------------------------
+ */
+
+static Oid	owner_role = InvalidOid;
+static bool owner_callback_registered = false;
+static bool legacy_logged = false;
+
+static void
+owner_role_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	owner_role = InvalidOid;
+}
+
+/*
+ * Who owns the extension's objects: order_engine_owner from 0.6 on.  It is
+ * read from the view order_engine.worker_status, which every version has
+ * and which belongs to the extension (the schema does not: it outlives
+ * DROP EXTENSION).  A database whose extension is older (the new library
+ * runs before ALTER EXTENSION ... UPDATE, right after the restart that
+ * loads it) still has the superuser who installed it there; internal SQL
+ * then runs as that owner, as 0.5 did, until the update moves everything
+ * to order_engine_owner, and the server log says so once per backend.
+ */
+Oid
+OeOwnerRoleId(void)
+{
+	Oid			nspoid;
+	Oid			relid;
+	HeapTuple	tup;
+	Oid			role;
+
+	if (OidIsValid(owner_role))
+		return owner_role;
+	if (!owner_callback_registered)
+	{
+		CacheRegisterSyscacheCallback(RELOID, owner_role_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, owner_role_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHOID, owner_role_invalidate, (Datum) 0);
+		owner_callback_registered = true;
+	}
+	nspoid = get_namespace_oid(OE_SCHEMA_NAME, true);
+	relid = OidIsValid(nspoid) ? get_relname_relid(OE_OWNER_ANCHOR, nspoid) : InvalidOid;
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"%s\" is not installed in this database", OE_EXTENSION_NAME),
+				 errhint("Run CREATE EXTENSION order_engine.")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	role = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	if (superuser_arg(role) && !legacy_logged)
+	{
+		ereport(LOG,
+				(errmsg("order_engine: the extension's objects in database \"%s\" still belong to a superuser",
+						get_database_name(MyDatabaseId)),
+				 errdetail("Its SQL is older than 0.6; internal statements run as that owner, as before."),
+				 errhint("Run ALTER EXTENSION order_engine UPDATE to move them to %s.",
+						 OE_OWNER_ROLE_NAME)));
+		legacy_logged = true;
+	}
+	owner_role = role;
+	return role;
+}
+
+bool
+OeColumnExists(const char *table, const char *column)
+{
+	Oid			nspoid = get_namespace_oid(OE_SCHEMA_NAME, true);
+	Oid			relid = OidIsValid(nspoid) ? get_relname_relid(table, nspoid) : InvalidOid;
+
+	return OidIsValid(relid) && get_attnum(relid, column) != InvalidAttrNumber;
+}
+
+/* ---------------------------------------------------------------------
+ * scopes
+ * ---------------------------------------------------------------------
+ */
+
+void
+OeInternalEnter(OeInternalScope *scope, bool as_owner)
+{
+	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
+	scope->switched_user = false;
+	if (as_owner)
+	{
+		Oid			owner = OeOwnerRoleId();
+
+		if (scope->save_userid != owner)
+		{
+			SetUserIdAndSecContext(owner,
+								   scope->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+			scope->switched_user = true;
+		}
+	}
+	if (namespace_search_path != NULL &&
+		strcmp(namespace_search_path, OE_PINNED_SEARCH_PATH) == 0)
+		scope->save_nestlevel = 0;
+	else
+	{
+		scope->save_nestlevel = NewGUCNestLevel();
+		(void) set_config_option("search_path", OE_PINNED_SEARCH_PATH,
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
+}
+
+void
+OeInternalExit(OeInternalScope *scope)
+{
+	if (scope->save_nestlevel > 0)
+		AtEOXact_GUC(true, scope->save_nestlevel);
+	if (scope->switched_user)
+		SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
+}
+
+/*
+ * On an error the (sub)transaction abort would restore both anyway; doing
+ * it in the PG_CATCH too means no code between the error and that abort
+ * (an error context callback, an fmgr hook) ever runs as the owner.
+ */
+void
+OeInternalAbort(OeInternalScope *scope)
+{
+	if (scope->save_nestlevel > 0)
+		AtEOXact_GUC(false, scope->save_nestlevel);
+	if (scope->switched_user)
+		SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
+}
+
+Datum
+OeInternalCall(FunctionCallInfo fcinfo, PGFunction impl)
+{
+	OeInternalScope scope;
+	Datum		result;
+
+	OeInternalEnter(&scope, true);
+	PG_TRY();
+	{
+		result = impl(fcinfo);
+	}
+	PG_CATCH();
+	{
+		OeInternalAbort(&scope);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	OeInternalExit(&scope);
+	return result;
+}
+
+/* ---------------------------------------------------------------------
+ * kept plans
+ *
+ * Our statements are key lookups whose generic plans live as long as the
+ * backend.  A plan built while a table has no pages (a fresh install, or
+ * VACUUM ANALYZE of an empty table) costs a sequential scan at nothing and
+ * keeps it while the table grows, until an ANALYZE happens to invalidate
+ * it (measured: a reserve then scanned stock_hold three times per call).
+ * So while one of our statements is planned, a relation of fewer than 10
+ * pages counts as 10 pages, what PostgreSQL itself assumes for a
+ * never-vacuumed table.  Other queries are not touched.
+ * ---------------------------------------------------------------------
+ */
+
+#define OE_PLAN_MIN_PAGES	10
+
+static int	exec_depth = 0;
+static bool relation_hook_installed = false;
+static get_relation_info_hook_type prev_get_relation_info = NULL;
+
+static void
+oe_relation_info(PlannerInfo *root, Oid relid, bool inhparent, RelOptInfo *rel)
+{
+	if (prev_get_relation_info)
+		prev_get_relation_info(root, relid, inhparent, rel);
+	if (exec_depth > 0 && rel->pages < OE_PLAN_MIN_PAGES)
+	{
+		/* keep the tuple density the estimate had, if it had one */
+		double		density = rel->pages > 0 ? rel->tuples / rel->pages : 0;
+
+		rel->pages = OE_PLAN_MIN_PAGES;
+		rel->tuples = Max(rel->tuples, density * OE_PLAN_MIN_PAGES);
+		if (rel->tuples < OE_PLAN_MIN_PAGES)
+			rel->tuples = OE_PLAN_MIN_PAGES * 10;
+	}
+}
+
+SPIPlanPtr
+OeKeepPlan(const char *sql, int nargs, const Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+
+	if (!relation_hook_installed)
+	{
+		prev_get_relation_info = get_relation_info_hook;
+		get_relation_info_hook = oe_relation_info;
+		relation_hook_installed = true;
+	}
+
+	/*
+	 * Always the generic plan: our statements are index lookups by key
+	 * whatever the values, and a custom plan would be re-planned on every
+	 * call (array parameters make the generic one look dearer).
+	 */
+	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes, CURSOR_OPT_GENERIC_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+			 sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+int
+OeExecPlan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
+		   long count)
+{
+	int			rc;
+
+	/* planning happens here, at the first execution of a generic plan */
+	exec_depth++;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+	}
+	PG_FINALLY();
+	{
+		exec_depth--;
+	}
+	PG_END_TRY();
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	return rc;
+}
+
+SPIPlanPtr
+OeCachedPlan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes)
+{
+	if (*slot == NULL)
+		*slot = OeKeepPlan(sql, nargs, argtypes);
+	return *slot;
+}
+
+int
+OeQueryRun(OeQuery *q, Datum *values, const char *nulls, bool read_only,
+		   long count)
+{
+	return OeExecPlan(OeCachedPlan(&q->plan, q->sql, q->nargs, q->argtypes), values, nulls, read_only, count);
+}
+
+Datum
+OeQueryValue(int column, bool *isnull)
+{
+	if (SPI_processed == 0)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						 column, isnull);
+}
+
+int64 *
+OeQueryInt64Column(uint64 *n)
+{
+	int64	   *result = palloc(sizeof(int64) * Max(SPI_processed, 1));
+
+	*n = SPI_processed;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		result[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	return result;
+}
+
+/* ---------------------------------------------------------------------
+ * subtransactions
+ * ---------------------------------------------------------------------
+ */
+
+bool
+OeRunInSubtransaction(OeSubxactWork work, void *arg, ErrorData **edata)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool kept = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		kept = work(arg);
+		if (kept)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(oldcontext);
+		e = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		if (edata == NULL)
+			ReThrowError(e);
+		*edata = e;
+		kept = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcontext);
+	CurrentResourceOwner = oldowner;
+	return kept;
+}

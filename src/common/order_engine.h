@@ -1,0 +1,36 @@
+/*-------------------------------------------------------------------------
+ *
+ * common/order_engine.h
+ *	  What the subsystems of order_engine share: names, limits, the GUC
+ *	  variables (common/guc.h) and the shared-memory check (common/preload.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDER_ENGINE_H
+#define ORDER_ENGINE_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+
+#define OE_EXTENSION_NAME		"order_engine"
+#define OE_SCHEMA_NAME			"order_engine"
+#define OE_LIBRARY_NAME			"order_engine"
+
+/* at most this many databases get a worker (order_engine.database) */
+#define OE_MAX_DATABASES		8
+
+/* the launcher waits at least this long before restarting a worker */
+#define OE_WORKER_RESTART_DELAY_MS	1000
+
+/* after DROP/RENAME DATABASE asks a worker to leave, stay away this long */
+#define OE_WORKER_HOLDOFF_MS	10000
+
+/* a failing job waits 1 s, 2 s, 4 s ... at most this long before a retry */
+#define OE_JOB_MAX_BACKOFF_MS	60000
+
+/* the GUC variables; the shared-memory check */
+#include "common/guc.h"
+#include "common/preload.h"
+
+#endif							/* ORDER_ENGINE_H */

@@ -1,0 +1,49 @@
+/*-------------------------------------------------------------------------
+ *
+ * idempotency.h
+ *	  Idempotency keys and one-time checkout tokens: limits and the entry
+ *	  points other subsystems (the maintenance worker) call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDER_ENGINE_IDEMPOTENCY_H
+#define ORDER_ENGINE_IDEMPOTENCY_H
+
+#include "postgres.h"
+
+#include "common/sha2.h"
+#include "datatype/timestamp.h"
+
+/* documented maximum lengths, in bytes (README, docs/idempotency.md) */
+#define OE_IDEM_MAX_SCOPE_LEN	64
+#define OE_IDEM_MAX_KEY_LEN		255
+
+/* random bytes in a checkout token; its text is base64url, 43 characters */
+#define OE_TOKEN_RANDOM_BYTES	32
+#define OE_TOKEN_TEXT_LEN		43
+
+/*
+ * Field 4 of the advisory lock tag idem_begin takes per (scope, key).  The
+ * SQL-level advisory lock functions use 1 and 2, so ours never collide
+ * with an application's advisory locks; pg_locks shows it as objsubid.
+ */
+#define OE_IDEM_LOCK_FIELD4		0x4F45
+
+/* longest ttl of an idempotency key or checkout token */
+#define OE_MAX_TTL_YEARS		100
+
+/* idempotency.c: now() + ttl, or 22023 when not in (0, 100 years] */
+extern TimestampTz OeExpiryFromTtl(Interval *ttl);
+
+/* SHA-256, base64url */
+#include "common/digest.h"
+
+/*
+ * reap_keys.c: deletes at most max_rows expired idempotency keys and
+ * checkout tokens and returns how many it deleted.  Runs in the caller's
+ * transaction (it connects to SPI itself), so the worker can call it
+ * between StartTransactionCommand and CommitTransactionCommand.
+ */
+extern int64 OeReapExpiredKeys(int32 max_rows);
+
+#endif							/* ORDER_ENGINE_IDEMPOTENCY_H */

@@ -1,0 +1,69 @@
+/*-------------------------------------------------------------------------
+ *
+ * close_unpaid.c
+ *	  close_unpaid: orders past their payment deadline -> closed, holds
+ *	  released.  The batch is this job's; closing one order is the order
+ *	  API's (OeOrderCloseOverdue, orders/orders.c).
+ *
+ * Locks: the order rows (SKIP LOCKED), their numbers' advisory locks
+ * (skipping busy ones), then the stock, as every client does.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+
+#include "common/internal_sql.h"
+#include "jobs/jobs.h"
+#include "orders/orders.h"
+#include "stock/stock.h"
+
+static OeQuery select_due_unpaid = {
+	"SELECT o.order_no FROM order_engine.orders o"
+	" WHERE o.status OPERATOR(pg_catalog.=) 'pending_payment'"
+	"   AND o.pay_deadline OPERATOR(pg_catalog.<=) pg_catalog.now()"
+	OE_NOT_QUARANTINED("close_unpaid", "o.order_no")
+	" ORDER BY o.pay_deadline LIMIT $1 FOR UPDATE SKIP LOCKED",
+	1, {INT4OID}
+};
+
+/*
+ * close_unpaid: orders past their payment deadline -> closed, holds
+ * released.  Runs in the caller's transaction; the worker calls it too.
+ * Locks: the order rows (SKIP LOCKED), their numbers' advisory locks
+ * (skipping busy ones), then the stock, as every client does.
+ */
+int64
+OeCloseUnpaid(int32 max_rows)
+{
+	Datum		arg = Int32GetDatum(max_rows);
+	int64		closed;
+	uint64		n;
+	int64	   *orders;
+	int			nlocked = 0;
+
+	SPI_connect();
+	OeQueryRun(&select_due_unpaid, &arg, NULL, false, 0);
+	orders = OeQueryInt64Column(&n);
+	for (uint64 i = 0; i < n; i++)
+		if (OeStockTryLockOrder(orders[i]))
+			orders[nlocked++] = orders[i];
+	OeJobLockStock(orders, nlocked);
+	closed = OeJobProcessRows(OE_JOB_CLOSE_UNPAID, orders, nlocked,
+							  OeOrderCloseOverdue);
+	SPI_finish();
+	return closed;
+}
+
+PG_FUNCTION_INFO_V1(oe_close_unpaid);
+Datum
+oe_close_unpaid(PG_FUNCTION_ARGS)
+{
+	int32		max_rows = PG_GETARG_INT32(0);
+
+	OeJobCheckMaxRows(max_rows);
+	PG_RETURN_INT32((int32) OeCloseUnpaid(max_rows));
+}

@@ -1,0 +1,302 @@
+/*-------------------------------------------------------------------------
+ *
+ * jobs.c
+ *	  What every maintenance job shares: the job table, row-by-row
+ *	  processing with quarantine, the SQL wrappers, and the earliest due
+ *	  time the worker sleeps towards.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "jobs/archive.h"
+#include "idem/idempotency.h"
+#include "jobs/jobs.h"
+#include "common/order_engine.h"
+#include "orders/orders.h"
+#include "common/arrays.h"
+#include "common/internal_sql.h"
+
+static int64 archive_batch(int32 max_rows);
+
+/*
+ * The job table.  Releasing holds and reaping keys commit asynchronously:
+ * after a crash a lost batch is simply done again, and any durable commit
+ * that used the released stock flushes it too.
+ */
+const OeJob OeJobTable[OE_NUM_JOBS] = {
+	[OE_JOB_RELEASE_EXPIRED] = {
+		"release_expired", OeReleaseExpired, &OeBatchSize, true,
+		OE_JOB_WHEN_DUE, NULL, NULL
+	},
+	[OE_JOB_CLOSE_UNPAID] = {
+		"close_unpaid", OeCloseUnpaid, &OeBatchSize, false,
+		OE_JOB_WHEN_DUE, NULL, NULL
+	},
+	[OE_JOB_REAP_EXPIRED_KEYS] = {
+		"reap_expired_keys", OeReapExpiredKeys, &OeBatchSize, true,
+		OE_JOB_NAP_WHEN_DONE, NULL, NULL
+	},
+	[OE_JOB_ARCHIVE_ORDERS] = {
+		"archive_orders", archive_batch, &OeArchiveBatchSize, false,
+		OE_JOB_PAUSED, &OeArchivePauseMs, OeArchiveWindowOpen
+	},
+};
+
+static OeQuery insert_quarantine = {
+	"INSERT INTO order_engine.quarantine (job, item, sqlstate, error)"
+	" VALUES ($1, $2, $3, $4)"
+	" ON CONFLICT (job, item) DO UPDATE SET sqlstate = EXCLUDED.sqlstate,"
+	" error = EXCLUDED.error, failed_at = pg_catalog.now()",
+	4, {TEXTOID, INT8OID, TEXTOID, TEXTOID}
+};
+
+const char *
+OeJobName(OeJobId job)
+{
+	return OeJobTable[job].name;
+}
+
+/* the max_rows argument of a job's SQL function (22023 below 1) */
+void
+OeJobCheckMaxRows(int32 max_rows)
+{
+	if (max_rows < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be at least 1")));
+}
+
+/*
+ * Errors that say nothing about the row: retry the whole batch later.
+ */
+static bool
+error_is_transient(int sqlerrcode)
+{
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK ||
+		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		sqlerrcode == ERRCODE_QUERY_CANCELED ||
+		sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
+		sqlerrcode == ERRCODE_READ_ONLY_SQL_TRANSACTION ||
+		sqlerrcode == ERRCODE_OUT_OF_MEMORY ||
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES;
+}
+
+static void
+quarantine(OeJobId job, int64 item, ErrorData *edata)
+{
+	Datum		values[4];
+
+	values[0] = CStringGetTextDatum(OeJobTable[job].name);
+	values[1] = Int64GetDatum(item);
+	values[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[3] = CStringGetTextDatum(edata->message ? edata->message : "");
+	SPI_connect();
+	OeQueryRun(&insert_quarantine, values, NULL, false, 0);
+	SPI_finish();
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("order_engine %s: item " INT64_FORMAT " quarantined: %s",
+					OeJobTable[job].name, item, edata->message),
+			 errhint("See order_engine.quarantine; delete the row there to retry it.")));
+}
+
+/* a slice of a batch, run in one internal subtransaction */
+typedef struct RowsWork
+{
+	const int64 *items;
+	int			n;
+	OeRowFunction fn;
+} RowsWork;
+
+static bool
+rows_work(void *arg)
+{
+	RowsWork   *w = (RowsWork *) arg;
+
+	for (int i = 0; i < w->n; i++)
+		w->fn(w->items[i]);
+	return true;
+}
+
+/*
+ * Run fn on items[0..n) in one subtransaction.  On an error the
+ * subtransaction is rolled back and the error returned in *edata.
+ */
+static bool
+run_in_subtransaction(const int64 *items, int n, OeRowFunction fn,
+					  ErrorData **edata)
+{
+	RowsWork	w = {items, n, fn};
+
+	return OeRunInSubtransaction(rows_work, &w, edata);
+}
+
+/*
+ * The whole batch first, in one subtransaction (one xid, whatever the
+ * batch size).  Only if a row fails is the batch run again row by row, to
+ * find the bad row and quarantine it.  Transient errors are re-thrown
+ * outside any subtransaction: the caller retries the whole batch later.
+ */
+int64
+OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
+{
+	ErrorData  *edata = NULL;
+	int64		done = 0;
+
+	if (nitems == 0)
+		return 0;
+	if (run_in_subtransaction(items, nitems, fn, &edata))
+		return nitems;
+	if (error_is_transient(edata->sqlerrcode))
+		ReThrowError(edata);
+	FreeErrorData(edata);
+
+	for (int i = 0; i < nitems; i++)
+	{
+		if (run_in_subtransaction(&items[i], 1, fn, &edata))
+		{
+			done++;
+			continue;
+		}
+		if (error_is_transient(edata->sqlerrcode))
+			ReThrowError(edata);
+		quarantine(job, items[i], edata);
+		FreeErrorData(edata);
+	}
+	return done;
+}
+
+/*
+ * Lock what releasing the held holds of these orders will lock, in the
+ * order reserve and release lock it: SKU by SKU in sku_id order, first
+ * the buyers' purchase_tally rows of that SKU, then its buckets.  A batch
+ * that released order by order locked in the batch's order instead and
+ * deadlocked with reserve, place_order and confirm (found by
+ * test/chaos.sh).
+ */
+static OeQuery select_batch_skus = {
+	"SELECT h.sku_id, pg_catalog.array_agg(DISTINCT h.buyer_id)"
+	"  FILTER (WHERE h.buyer_id IS NOT NULL)"
+	" FROM order_engine.stock_hold h"
+	" WHERE h.order_no OPERATOR(pg_catalog.=) ANY ($1) AND h.state OPERATOR(pg_catalog.=) 'held'"
+	" GROUP BY h.sku_id ORDER BY h.sku_id",
+	1, {INT8ARRAYOID}
+};
+
+static OeQuery lock_sku_tallies = {
+	"SELECT 1 FROM order_engine.purchase_tally t"
+	" WHERE t.sku_id OPERATOR(pg_catalog.=) $1 AND t.buyer_id OPERATOR(pg_catalog.=) ANY ($2)"
+	" ORDER BY t.buyer_id FOR UPDATE",
+	2, {INT8OID, INT8ARRAYOID}
+};
+
+static OeQuery lock_sku_buckets = {
+	"SELECT 1 FROM order_engine.stock_bucket b"
+	" WHERE b.sku_id OPERATOR(pg_catalog.=) $1 ORDER BY b.bucket FOR UPDATE",
+	1, {INT8OID}
+};
+
+void
+OeJobLockStock(const int64 *orders, int norders)
+{
+	Datum		arg;
+	int			nestlevel;
+	int			nskus;
+	Datum	   *skus;
+	Datum	   *buyers;
+	bool	   *nobuyers;
+
+	if (norders <= 0)
+		return;
+	arg = PointerGetDatum(OeInt8Array(orders, norders));
+	OeQueryRun(&select_batch_skus, &arg, NULL, false, 0);
+	nskus = (int) SPI_processed;
+	skus = palloc(sizeof(Datum) * Max(nskus, 1));
+	buyers = palloc(sizeof(Datum) * Max(nskus, 1));
+	nobuyers = palloc(sizeof(bool) * Max(nskus, 1));
+	for (int i = 0; i < nskus; i++)
+	{
+		bool		isnull;
+
+		skus[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		buyers[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
+								  &nobuyers[i]);
+		/* copied out: the next query frees this result */
+		if (!nobuyers[i])
+			buyers[i] = SPI_datumTransfer(buyers[i], false, -1);
+	}
+
+	/*
+	 * Yield to the application: a batch that cannot get these locks
+	 * within 200 ms gives up (55P03, a transient error: the worker retries
+	 * the batch later) long before deadlock_timeout, so a lock cycle with
+	 * the worker in it never makes a client's call fail with 40P01.  Only
+	 * for these statements, like a function's SET.
+	 */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("lock_timeout", "200", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	for (int i = 0; i < nskus; i++)
+	{
+		Datum		v[2] = {skus[i], buyers[i]};
+
+		if (!nobuyers[i])
+			OeQueryRun(&lock_sku_tallies, v, NULL, false, 0);
+		OeQueryRun(&lock_sku_buckets, v, NULL, false, 0);
+	}
+	AtEOXact_GUC(true, nestlevel);
+}
+
+static OeQuery select_next_due = {
+	"SELECT LEAST("
+	" (SELECT h.expires_at FROM order_engine.stock_hold h WHERE h.state OPERATOR(pg_catalog.=) 'held'"
+	OE_NOT_QUARANTINED("release_expired", "h.order_no")
+	"   ORDER BY h.expires_at LIMIT 1),"
+	" (SELECT o.pay_deadline FROM order_engine.orders o WHERE o.status OPERATOR(pg_catalog.=) 'pending_payment'"
+	OE_NOT_QUARANTINED("close_unpaid", "o.order_no")
+	"   ORDER BY o.pay_deadline LIMIT 1))",
+	0, {0}
+};
+
+/* archive_orders as the worker runs it: finished longer than archive_after */
+static int64
+archive_batch(int32 max_rows)
+{
+	Interval	older_than = {0};
+
+	older_than.time = (int64) OeArchiveAfterSecs * USECS_PER_SEC;
+	return OeArchiveOrders(&older_than, max_rows);
+}
+
+int64
+OeJobRunBatch(OeJobId job, int32 max_rows)
+{
+	if ((int) job < 0 || job >= OE_NUM_JOBS)
+		elog(ERROR, "unknown order_engine job %d", (int) job);
+	return OeJobTable[job].batch(max_rows);
+}
+
+TimestampTz
+OeJobsNextDue(void)
+{
+	bool		isnull;
+	Datum		due;
+
+	SPI_connect();
+	OeQueryRun(&select_next_due, NULL, NULL, true, 1);
+	due = OeQueryValue(1, &isnull);
+	SPI_finish();
+	return isnull ? 0 : DatumGetTimestampTz(due);
+}

@@ -1,0 +1,95 @@
+/*-------------------------------------------------------------------------
+ *
+ * jobs.h
+ *	  The maintenance jobs: the same C functions behind the SQL functions
+ *	  (release_expired, close_unpaid, reap_expired_keys, archive_orders) and
+ *	  the background worker.
+ *
+ * A job's batch function runs inside the caller's transaction and returns
+ * the rows it handled.  Rows are processed one by one in subtransactions
+ * (OeJobProcessRows): a row that fails with a non-transient error is put
+ * in quarantine with its error and skipped from then on, so one bad row
+ * never stops the others.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDER_ENGINE_JOBS_H
+#define ORDER_ENGINE_JOBS_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+
+typedef enum OeJobId
+{
+	OE_JOB_RELEASE_EXPIRED = 0,
+	OE_JOB_CLOSE_UNPAID,
+	OE_JOB_REAP_EXPIRED_KEYS,
+	OE_JOB_ARCHIVE_ORDERS,
+	OE_NUM_JOBS
+} OeJobId;
+
+typedef void (*OeRowFunction) (int64 item);
+
+/* when the worker runs a job again after a batch that succeeded */
+typedef enum OeJobReschedule
+{
+	OE_JOB_WHEN_DUE = 0,		/* at once while batches are full, then when
+								 * rows fall due (OeJobsNextDue) */
+	OE_JOB_NAP_WHEN_DONE,		/* at once while batches are full, then after
+								 * order_engine.naptime */
+	OE_JOB_PAUSED				/* one batch, then a pause at least as long as
+								 * the batch took (a nap once nothing is left);
+								 * woken early when another job handled rows */
+} OeJobReschedule;
+
+/*
+ * One row of the job table (jobs.c).  The worker loops over the table and
+ * knows no job by name: adding a job is one file plus one row.
+ */
+typedef struct OeJob
+{
+	const char *name;			/* SQL function, quarantine.job */
+	int64		(*batch) (int32 max_rows);	/* in the caller's transaction */
+	int		   *batch_size;		/* the GUC the worker's batches take */
+	bool		async_commit;	/* its batches need not wait for their WAL
+								 * flush: a lost batch is simply done again */
+	OeJobReschedule reschedule;
+	int		   *pause_ms;		/* OE_JOB_PAUSED: the GUC of the pause */
+	bool		(*window_open) (TimestampTz now);	/* NULL: runs any time */
+} OeJob;
+
+extern const OeJob OeJobTable[OE_NUM_JOBS];
+
+/*
+ * The one quarantine filter of the jobs' queries: "AND the row is not in
+ * quarantine for this job" (job: a job name literal, item: the column).
+ */
+#define OE_NOT_QUARANTINED(job, item) \
+	"   AND NOT EXISTS (SELECT FROM order_engine.quarantine q" \
+	"                    WHERE q.job OPERATOR(pg_catalog.=) '" job "'" \
+	"                      AND q.item OPERATOR(pg_catalog.=) " item ")"
+
+extern const char *OeJobName(OeJobId job);
+
+/* the max_rows argument of a job's SQL function: at least 1 (22023) */
+extern void OeJobCheckMaxRows(int32 max_rows);
+
+/* lock the stock buckets of these orders' held holds in reserve's order */
+extern void OeJobLockStock(const int64 *orders, int norders);
+
+/* process items one by one; returns how many succeeded */
+extern int64 OeJobProcessRows(OeJobId job, const int64 *items, int nitems,
+							  OeRowFunction fn);
+
+/* one batch of a job (its row of the table), in the caller's transaction */
+extern int64 OeJobRunBatch(OeJobId job, int32 max_rows);
+
+/* the batch functions behind the jobs */
+extern int64 OeReleaseExpired(int32 max_rows);	/* expiry.c */
+extern int64 OeCloseUnpaid(int32 max_rows);	/* close_unpaid.c */
+
+/* earliest time something falls due (holds, deadlines), 0 if none */
+extern TimestampTz OeJobsNextDue(void);
+
+#endif							/* ORDER_ENGINE_JOBS_H */

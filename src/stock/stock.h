@@ -1,0 +1,71 @@
+/*-------------------------------------------------------------------------
+ *
+ * stock.h
+ *	  The stock subsystem: the C API that the SQL functions wrap and that
+ *	  other C code (place_order, the worker's release of expired holds)
+ *	  calls directly, so that every stock rule has one implementation.
+ *
+ * Every function here runs inside the caller's transaction, connects to
+ * SPI itself (nesting is fine) and raises the errors docs/stock.md lists.
+ * Arguments are assumed validated (stock_sql.c does that for SQL callers;
+ * OeStockCheck* below are the checkers to reuse).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDER_ENGINE_STOCK_H
+#define ORDER_ENGINE_STOCK_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "executor/spi.h"
+
+#include "common/internal_sql.h"
+
+/* most lines one reserve may hold */
+#define OE_STOCK_MAX_LINES			1000
+
+/* most bucket rows one SKU may be spread over */
+#define OE_STOCK_MAX_BUCKETS		1024
+
+/* longest hold: 7 days (a month in a ttl counts as 30 days) */
+#define OE_STOCK_MAX_TTL_USECS		(INT64CONST(7) * USECS_PER_DAY)
+
+/*
+ * field4 of the advisory lock tag that serialises calls on one order
+ * number; 1 and 2 are what pg_advisory_lock uses, so ours never collide
+ * with the application's advisory locks.  Shows in pg_locks as objsubid.
+ */
+#define OE_ORDER_LOCK_CLASS			0x4F45
+
+/* stock.c: holds */
+extern bool OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
+						   const int64 *qtys, int64 ttl_usecs,
+						   bool has_buyer, int64 buyer_id);
+extern int32 OeStockConfirm(int64 order_no);
+extern int32 OeStockConfirmAt(int64 order_no, TimestampTz now);
+extern int32 OeStockRelease(int64 order_no);
+extern bool OeStockReleaseHold(int64 order_no, int64 sku_id);
+extern int32 OeStockReleaseExpiredHolds(TimestampTz now, int32 max_rows);
+extern bool OeStockTryDeduct(int64 sku_id, int64 qty);
+extern void OeStockLockOrder(int64 order_no);
+extern bool OeStockTryLockOrder(int64 order_no);
+
+/* stock_admin.c: ERROR, SKU sku_id does not exist (OE008, with its hint) */
+extern void OeStockSkuNotFound(int64 sku_id) pg_attribute_noreturn();
+
+/* stock_peek.c: the cheap "no" for a one-line reserve of a sold-out SKU */
+extern bool OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty);
+
+
+/* stock_admin.c: catalogue and rebalancing */
+extern int64 OeStockRestock(int64 sku_id, int64 delta, const char *reason);
+extern void OeStockSetPrice(int64 sku_id, Datum price);
+extern void OeStockSetBuckets(int64 sku_id, int32 nbuckets);
+extern void OeStockSetPurchaseLimit(int64 sku_id, bool has_limit, int64 per_buyer);
+
+/* stock_sql.c: input checkers shared with other SQL entry points */
+extern void OeStockCheckLines(int nlines, const int64 *sku_ids, const int64 *qtys);
+extern int64 OeStockTtlUsecs(const Interval *ttl);
+
+#endif							/* ORDER_ENGINE_STOCK_H */
