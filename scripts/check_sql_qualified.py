@@ -222,8 +222,12 @@ def set_assignments(sql, code):
     """Offsets of '=' that are SET assignments.  code: sql with quoted text
     and comments blanked out."""
     result = set()
-    for m in re.finditer(r"\bSET\b", code, re.I):
-        i = m.end()
+    starts = [m.end() for m in re.finditer(r"\bSET\b", code, re.I)]
+    # a piece that goes on a SET list (", col = $n", pasted in with %s)
+    if re.match(r"\s*,\s*\w+\s*=", code):
+        starts.append(0)
+    for start in starts:
+        i = start
         depth = 0
         expect_assign = True
         while i < len(code):

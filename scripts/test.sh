@@ -9,7 +9,7 @@
 #                                                 some files of a suite
 #
 # Steps (not tests; each prints its own "== step" line): packages, build,
-# install, lint (cppcheck, scripts/check_layers.py; run when OE_SUITES
+# install, lint (cppcheck, scripts/check_layers.py, scripts/check_sql_qualified.py; run when OE_SUITES
 # names it).
 # Suites: regress (pg_regress: sql/, expected/), isolation
 # (pg_isolation_regress: test/isolation/), pgtap (psql as pg_prove runs it:
@@ -314,6 +314,8 @@ step_lint() {
     rc=$?
     # the folders of src/ depend on each other one way (docs/architecture.md)
     python3 "$SRC/scripts/check_layers.py" "$SRC/src" >>"$log" 2>&1 || rc=1
+    # every internal query text names its operators with their schema
+    python3 "$SRC/scripts/check_sql_qualified.py" >>"$log" 2>&1 || rc=1
     cat "$log"
     step lint $rc $((SECONDS - t0))
 }
