@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * jobs.c
- *	  What every maintenance job shares: the job table, row-by-row
- *	  processing with quarantine, the SQL wrappers, and the earliest due
- *	  time the worker sleeps towards.
+ *	  What every maintenance job shares: the jobs' names, row-by-row
+ *	  processing with quarantine, the stock locks of a batch, and the
+ *	  earliest due time the worker sleeps towards.  The job table that
+ *	  names each job's batch function is job_table.c, above the job files.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,7 +21,6 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
-#include "jobs/archive.h"
 #include "idem/idempotency.h"
 #include "jobs/jobs.h"
 #include "common/order_engine.h"
@@ -28,30 +28,12 @@
 #include "common/arrays.h"
 #include "common/internal_sql.h"
 
-static int64 archive_batch(int32 max_rows);
-
-/*
- * The job table.  Releasing holds and reaping keys commit asynchronously:
- * after a crash a lost batch is simply done again, and any durable commit
- * that used the released stock flushes it too.
- */
-const OeJob OeJobTable[OE_NUM_JOBS] = {
-	[OE_JOB_RELEASE_EXPIRED] = {
-		"release_expired", OeReleaseExpired, &OeBatchSize, true,
-		OE_JOB_WHEN_DUE, NULL, NULL
-	},
-	[OE_JOB_CLOSE_UNPAID] = {
-		"close_unpaid", OeCloseUnpaid, &OeBatchSize, false,
-		OE_JOB_WHEN_DUE, NULL, NULL
-	},
-	[OE_JOB_REAP_EXPIRED_KEYS] = {
-		"reap_expired_keys", OeReapExpiredKeys, &OeBatchSize, true,
-		OE_JOB_NAP_WHEN_DONE, NULL, NULL
-	},
-	[OE_JOB_ARCHIVE_ORDERS] = {
-		"archive_orders", archive_batch, &OeArchiveBatchSize, false,
-		OE_JOB_PAUSED, &OeArchivePauseMs, OeArchiveWindowOpen
-	},
+/* the jobs' names: SQL functions, quarantine.job, worker_status.job */
+static const char *const job_names[OE_NUM_JOBS] = {
+	[OE_JOB_RELEASE_EXPIRED] = "release_expired",
+	[OE_JOB_CLOSE_UNPAID] = "close_unpaid",
+	[OE_JOB_REAP_EXPIRED_KEYS] = "reap_expired_keys",
+	[OE_JOB_ARCHIVE_ORDERS] = "archive_orders",
 };
 
 static OeQuery insert_quarantine = {
@@ -65,7 +47,7 @@ static OeQuery insert_quarantine = {
 const char *
 OeJobName(OeJobId job)
 {
-	return OeJobTable[job].name;
+	return job_names[job];
 }
 
 /* the max_rows argument of a job's SQL function (22023 below 1) */
@@ -98,7 +80,7 @@ quarantine(OeJobId job, int64 item, ErrorData *edata)
 {
 	Datum		values[4];
 
-	values[0] = CStringGetTextDatum(OeJobTable[job].name);
+	values[0] = CStringGetTextDatum(OeJobName(job));
 	values[1] = Int64GetDatum(item);
 	values[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
 	values[3] = CStringGetTextDatum(edata->message ? edata->message : "");
@@ -108,7 +90,7 @@ quarantine(OeJobId job, int64 item, ErrorData *edata)
 	ereport(WARNING,
 			(errcode(edata->sqlerrcode),
 			 errmsg("order_engine %s: item " INT64_FORMAT " quarantined: %s",
-					OeJobTable[job].name, item, edata->message),
+					OeJobName(job), item, edata->message),
 			 errhint("See order_engine.quarantine; delete the row there to retry it.")));
 }
 
@@ -269,24 +251,6 @@ static OeQuery select_next_due = {
 	"   ORDER BY o.pay_deadline LIMIT 1))",
 	0, {0}
 };
-
-/* archive_orders as the worker runs it: finished longer than archive_after */
-static int64
-archive_batch(int32 max_rows)
-{
-	Interval	older_than = {0};
-
-	older_than.time = (int64) OeArchiveAfterSecs * USECS_PER_SEC;
-	return OeArchiveOrders(&older_than, max_rows);
-}
-
-int64
-OeJobRunBatch(OeJobId job, int32 max_rows)
-{
-	if ((int) job < 0 || job >= OE_NUM_JOBS)
-		elog(ERROR, "unknown order_engine job %d", (int) job);
-	return OeJobTable[job].batch(max_rows);
-}
 
 TimestampTz
 OeJobsNextDue(void)

@@ -44,12 +44,12 @@ typedef enum OeJobReschedule
 } OeJobReschedule;
 
 /*
- * One row of the job table (jobs.c).  The worker loops over the table and
- * knows no job by name: adding a job is one file plus one row.
+ * One row of the job table (job_table.c).  The worker loops over the table
+ * and knows no job by name: adding a job is one file plus one row (and its
+ * name in jobs.c).
  */
 typedef struct OeJob
 {
-	const char *name;			/* SQL function, quarantine.job */
 	int64		(*batch) (int32 max_rows);	/* in the caller's transaction */
 	int		   *batch_size;		/* the GUC the worker's batches take */
 	bool		async_commit;	/* its batches need not wait for their WAL
@@ -82,7 +82,7 @@ extern void OeJobLockStock(const int64 *orders, int norders);
 extern int64 OeJobProcessRows(OeJobId job, const int64 *items, int nitems,
 							  OeRowFunction fn);
 
-/* one batch of a job (its row of the table), in the caller's transaction */
+/* one batch of a job (its row of the table, job_table.c), in the caller's transaction */
 extern int64 OeJobRunBatch(OeJobId job, int32 max_rows);
 
 /* the batch functions behind the jobs */

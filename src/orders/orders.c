@@ -46,6 +46,7 @@
 #include "ids/ids.h"
 #include "common/interval_check.h"
 #include "orders/orders.h"
+#include "orders/order_row.h"
 #include "common/internal_sql.h"
 #include "stock/stock.h"
 #include "idem/versioned_update.h"
@@ -57,61 +58,6 @@ typedef struct OeLines
 	int64		sku_ids[OE_MAX_ORDER_LINES];
 	int64		qtys[OE_MAX_ORDER_LINES];
 } OeLines;
-
-/* an order row as the API functions need it, read under FOR UPDATE */
-typedef struct OeOrderRow
-{
-	bool		found;
-	OeOrderStatus status;
-	Datum		total;			/* numeric */
-	TimestampTz pay_deadline;
-	char	   *logistics_no;
-	bool		archived;		/* found in order_engine_archive, locked there */
-} OeOrderRow;
-
-#define ORDER_ROW_COLUMNS "status, total, pay_deadline, logistics_no"
-
-static OeQuery select_order = {
-	"SELECT " ORDER_ROW_COLUMNS " FROM order_engine.orders"
-	" WHERE order_no OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-	1, {INT8OID}
-};
-
-static OeQuery select_archived_order = {
-	"SELECT " ORDER_ROW_COLUMNS " FROM order_engine_archive.orders"
-	" WHERE order_no OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-	1, {INT8OID}
-};
-
-/*
- * An archived order that money or a cancel reaches again comes back to
- * the live tables, lines and events with it, in one statement (the
- * reverse of archive.c's move; the foreign key of the lines is checked at
- * the end of the statement).  archive_orders moves it out again once it
- * is finished.
- */
-#define ORDER_COLUMNS "order_no, buyer_id, seller_id, status, total, line_count, version," \
-	" created_at, pay_deadline, paid_at, shipped_at, completed_at, closed_at, payment_ref," \
-	" logistics_no, address, note, close_reason"
-#define LINE_COLUMNS "order_no, line_no, sku_id, qty, unit_price, line_total"
-#define EVENT_COLUMNS "event_id, order_no, event, from_status, to_status, detail, created_at, processed_at"
-
-static OeQuery restore_order = {
-	"WITH o AS (DELETE FROM order_engine_archive.orders"
-	"           WHERE order_no OPERATOR(pg_catalog.=) $1 RETURNING *),"
-	" oi AS (INSERT INTO order_engine.orders (" ORDER_COLUMNS ")"
-	"        SELECT " ORDER_COLUMNS " FROM o RETURNING 1),"
-	" l AS (DELETE FROM order_engine_archive.order_lines"
-	"       WHERE order_no OPERATOR(pg_catalog.=) $1 RETURNING *),"
-	" li AS (INSERT INTO order_engine.order_lines (" LINE_COLUMNS ")"
-	"        SELECT " LINE_COLUMNS " FROM l),"
-	" e AS (DELETE FROM order_engine_archive.order_events"
-	"       WHERE order_no OPERATOR(pg_catalog.=) $1 RETURNING *),"
-	" ei AS (INSERT INTO order_engine.order_events (" EVENT_COLUMNS ")"
-	"        SELECT " EVENT_COLUMNS " FROM e)"
-	" SELECT pg_catalog.count(*) FROM oi",
-	1, {INT8OID}
-};
 
 /* live or archived: a number stays used after its order is archived */
 static OeQuery select_content = {
@@ -376,80 +322,6 @@ numeric_array(const Datum *values, int n)
 	return construct_array((Datum *) values, n, NUMERICOID, -1, false, TYPALIGN_INT);
 }
 
-/*
- * The order, locked: the live row, else the archived one (money and
- * cancels reach archived orders too; ensure_live brings one back before
- * it changes).
- */
-static OeOrderRow
-lock_order(int64 order_no)
-{
-	OeOrderRow	row = {0};
-	Datum		arg = Int64GetDatum(order_no);
-	bool		isnull;
-	HeapTuple	tup;
-	TupleDesc	desc;
-
-	OeQueryRun(&select_order, &arg, NULL, false, 1);
-	if (SPI_processed == 0)
-	{
-		OeQueryRun(&select_archived_order, &arg, NULL, false, 1);
-		if (SPI_processed == 0)
-		{
-			/* restored by someone else while we waited for the archived row */
-			OeQueryRun(&select_order, &arg, NULL, false, 1);
-			if (SPI_processed == 0)
-				return row;
-		}
-		else
-			row.archived = true;
-	}
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	row.found = true;
-	row.status = OeOrderStatusParse(TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull)));
-	row.total = SPI_datumTransfer(SPI_getbinval(tup, desc, 2, &isnull), false, -1);
-	row.pay_deadline = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-	row.logistics_no = SPI_getvalue(tup, desc, 4);
-	return row;
-}
-
-static OeOrderRow
-lock_existing_order(int64 order_no)
-{
-	OeOrderRow	row = lock_order(order_no);
-
-	if (!row.found)
-		ereport(ERROR,
-				(errcode(ERRCODE_OE_ORDER_NOT_FOUND),
-				 errmsg("order " INT64_FORMAT " does not exist", order_no)));
-	return row;
-}
-
-/* an archived order that is about to change moves back to the live tables */
-static void
-ensure_live(int64 order_no, OeOrderRow *row)
-{
-	Datum		arg = Int64GetDatum(order_no);
-	bool		isnull;
-
-	if (!row->archived)
-		return;
-	OeQueryRun(&restore_order, &arg, NULL, false, 1);
-	if (DatumGetInt64(OeQueryValue(1, &isnull)) != 1)
-		elog(ERROR, "order_engine: archived order " INT64_FORMAT " vanished under its lock",
-			 order_no);
-	row->archived = false;
-}
-
-OeOrderStatus
-OeOrderLockLive(int64 order_no)
-{
-	OeOrderRow	row = lock_existing_order(order_no);
-
-	ensure_live(order_no, &row);
-	return row.status;
-}
 
 static text *
 status_text(OeOrderStatus status)
@@ -834,7 +706,7 @@ oe_pay_order(PG_FUNCTION_ARGS)
 				 errmsg("amount must be a finite number not below zero")));
 
 	SPI_connect();
-	order = lock_existing_order(order_no);
+	order = OeOrderLockExisting(order_no);
 
 	/* the same payment again: the answer it got */
 	arg = CStringGetTextDatum(payment_ref);
@@ -898,14 +770,14 @@ oe_pay_order(PG_FUNCTION_ARGS)
 		case OE_ORDER_CLOSED:
 		case OE_ORDER_REFUNDED:
 			/* money arrived for an order that takes none: owed back */
-			ensure_live(order_no, &order);
+			OeOrderEnsureLive(order_no, &order);
 			OeOrderTransition(order_no, order.status, OE_ORDER_REFUND_REQUIRED,
 							  payment_ref, NULL, NULL);
 			outcome = "refund_required";
 			break;
 		default:
 			/* a second payment for a paid (or refund_required) order */
-			ensure_live(order_no, &order);
+			OeOrderEnsureLive(order_no, &order);
 			OeOrderEvent(order_no, "extra_payment", OeOrderStatusName(order.status),
 						 OeOrderStatusName(order.status),
 						 payment_detail(payment_ref, amount));
@@ -938,7 +810,7 @@ oe_cancel_order(PG_FUNCTION_ARGS)
 		reason = CheckRef(PG_GETARG_TEXT_PP(1), "reason");
 
 	SPI_connect();
-	order = lock_existing_order(order_no);
+	order = OeOrderLockExisting(order_no);
 	switch (order.status)
 	{
 		case OE_ORDER_CANCELLED:
@@ -948,14 +820,14 @@ oe_cancel_order(PG_FUNCTION_ARGS)
 			result = order.status;
 			break;
 		case OE_ORDER_PENDING_PAYMENT:
-			ensure_live(order_no, &order);
+			OeOrderEnsureLive(order_no, &order);
 			OeStockRelease(order_no);
 			OeOrderTransition(order_no, order.status, OE_ORDER_CANCELLED,
 							  NULL, NULL, reason ? reason : "cancelled by buyer");
 			result = OE_ORDER_CANCELLED;
 			break;
 		case OE_ORDER_PAID:
-			ensure_live(order_no, &order);
+			OeOrderEnsureLive(order_no, &order);
 			OeOrderReturnStock(order_no);
 			(void) OeOrderOweBack(order_no);
 			OeOrderTransition(order_no, order.status, OE_ORDER_REFUND_REQUIRED,
@@ -988,7 +860,7 @@ oe_ship_order(PG_FUNCTION_ARGS)
 	CheckLogisticsNo(logistics_no, strlen(logistics_no));
 
 	SPI_connect();
-	order = lock_existing_order(order_no);
+	order = OeOrderLockExisting(order_no);
 	/* a retry with the same number is answered, another number is refused */
 	if (order.status == OE_ORDER_SHIPPED)
 	{
@@ -1017,13 +889,13 @@ simple_transition(FunctionCallInfo fcinfo, OeOrderStatus to)
 	order_no = PG_GETARG_INT64(0);
 
 	SPI_connect();
-	order = lock_existing_order(order_no);
+	order = OeOrderLockExisting(order_no);
 	if (order.status != to)
 	{
 		if (to == OE_ORDER_REFUNDED && order.status == OE_ORDER_REFUND_REQUIRED)
 		{
 			/* the money went back: every payment owed is refunded */
-			ensure_live(order_no, &order);
+			OeOrderEnsureLive(order_no, &order);
 			(void) OeOrderMarkRefunded(order_no);
 		}
 		OeOrderTransition(order_no, order.status, to, NULL, NULL, NULL);
@@ -1149,7 +1021,7 @@ oe_update_order(PG_FUNCTION_ARGS)
 	check_order_changes(changes, OE_ORDER_PENDING_PAYMENT);
 
 	SPI_connect();
-	order = lock_existing_order(order_no);
+	order = OeOrderLockExisting(order_no);
 	if (OeOrderStatusIsFinal(order.status) || order.archived)
 		ereport(ERROR,
 				(errcode(ERRCODE_OE_ILLEGAL_TRANSITION),
