@@ -15,8 +15,8 @@
  *
  * Why a GUC nest level: it is what fmgr_security_definer does for a
  * function's SET clause, it is undone by every (sub)transaction abort,
- * and it exists on every PostgreSQL version (PushOverrideSearchPath is
- * gone in 17).  When the path is already pinned (a SECURITY DEFINER
+ * and it exists on every PostgreSQL version (the override search path
+ * stack is gone in 17).  When the path is already pinned (a SECURITY DEFINER
  * function with SET search_path, nested calls, the worker) nothing is set.
  *
  *-------------------------------------------------------------------------
@@ -52,10 +52,13 @@ static Oid	owner_role = InvalidOid;
 static bool owner_callback_registered = false;
 static bool legacy_logged = false;
 
+static int	nschema_checks;
+
 static void
 owner_role_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 {
 	owner_role = InvalidOid;
+	nschema_checks = 0;			/* OeColumnExists, OeTableExists */
 }
 
 /*
@@ -111,13 +114,59 @@ OeOwnerRoleId(void)
 	return role;
 }
 
+/*
+ * The answers are kept per backend (the hot paths ask on every call) and
+ * dropped with every pg_class or namespace invalidation, which ALTER
+ * EXTENSION ... UPDATE and DROP/CREATE EXTENSION send.
+ */
+#define OE_SCHEMA_CHECKS	8
+
+typedef struct SchemaCheck
+{
+	const char *table;			/* string constants of the callers */
+	const char *column;			/* NULL: the table itself */
+	bool		exists;
+} SchemaCheck;
+
+static SchemaCheck schema_checks[OE_SCHEMA_CHECKS];
+
+static bool
+schema_object_exists(const char *table, const char *column)
+{
+	Oid			nspoid;
+	Oid			relid;
+	bool		exists;
+
+	for (int i = 0; i < nschema_checks; i++)
+		if (schema_checks[i].table == table && schema_checks[i].column == column)
+			return schema_checks[i].exists;
+
+	nspoid = get_namespace_oid(OE_SCHEMA_NAME, true);
+	relid = OidIsValid(nspoid) ? get_relname_relid(table, nspoid) : InvalidOid;
+	exists = OidIsValid(relid) &&
+		(column == NULL || get_attnum(relid, column) != InvalidAttrNumber);
+	if (nschema_checks < OE_SCHEMA_CHECKS)
+	{
+		schema_checks[nschema_checks].table = table;
+		schema_checks[nschema_checks].column = column;
+		schema_checks[nschema_checks].exists = exists;
+		nschema_checks++;
+	}
+	return exists;
+}
+
 bool
 OeColumnExists(const char *table, const char *column)
 {
-	Oid			nspoid = get_namespace_oid(OE_SCHEMA_NAME, true);
-	Oid			relid = OidIsValid(nspoid) ? get_relname_relid(table, nspoid) : InvalidOid;
+	OeOwnerRoleId();			/* registers the invalidation callbacks */
+	return schema_object_exists(table, column);
+}
 
-	return OidIsValid(relid) && get_attnum(relid, column) != InvalidAttrNumber;
+bool
+OeTableExists(const char *table)
+{
+	OeOwnerRoleId();
+	return schema_object_exists(table, NULL);
 }
 
 /* ---------------------------------------------------------------------

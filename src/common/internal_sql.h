@@ -53,9 +53,11 @@ extern Oid	OeOwnerRoleId(void);
 /*
  * Does table order_engine.<table> have <column>?  For the library serving
  * an extension whose SQL is older (between the restart that loads a new
- * library and ALTER EXTENSION ... UPDATE); two syscache lookups.
+ * library and ALTER EXTENSION ... UPDATE); kept per backend until the next
+ * catalog invalidation.  table and column must be string constants.
  */
 extern bool OeColumnExists(const char *table, const char *column);
+extern bool OeTableExists(const char *table);
 
 /* ---- scopes ---- */
 

@@ -106,10 +106,7 @@ typedef enum IdemOutcome
 static bool
 keys_have_claim_hash(void)
 {
-	Oid			relid = get_relname_relid("idempotency_keys",
-										  get_namespace_oid(OE_SCHEMA_NAME, false));
-
-	return OidIsValid(relid) && get_attnum(relid, "claim_hash") != InvalidAttrNumber;
+	return OeColumnExists("idempotency_keys", "claim_hash");
 }
 
 static bool plans_with_claim = false;

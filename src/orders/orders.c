@@ -598,7 +598,7 @@ OeOrderCheckStockCall(int64 order_no, const char *what)
 	bool		placed;
 
 	/* SQL older than 0.5 (the library runs before ALTER EXTENSION UPDATE): no orders */
-	if (!OidIsValid(get_relname_relid("orders", get_namespace_oid(OE_SCHEMA_NAME, false))))
+	if (!OeTableExists("orders"))
 		return;
 	OeStockLockOrder(order_no);
 	SPI_connect();
