@@ -382,7 +382,7 @@ suite_isolation() {
 # Each file runs through psql with the settings pg_prove uses, so that its
 # raw TAP (plan included) is counted here.
 suite_pgtap() {
-    local dir=$WORK/pgtap data=$WORK/pgtap/data port=54391 rc f files t0 base
+    local dir=$WORK/pgtap data=$WORK/pgtap/data port=${OE_PGTAP_PORT:-54391} rc f files t0 base
     files=$(suite_files "${OE_PGTAP_FILES:-}" test/pgtap sql) || { S_FAIL=$((S_FAIL + 1)); return; }
     if [ -z "$files" ]; then echo "   FAILED: no test file in test/pgtap"; S_FAIL=$((S_FAIL + 1)); return; fi
     mkdir -p "$dir"; chown postgres: "$dir"
