@@ -24,6 +24,11 @@
 #include "orders/order_lines.h"
 #include "stock/stock.h"
 
+enum
+{
+	Anum_price_sku_id = 1,
+	Anum_price_price
+};
 static OeQuery select_prices = {
 	"SELECT s.sku_id, s.price FROM order_engine.sku s"
 	" WHERE s.sku_id OPERATOR(pg_catalog.=) ANY ($1)",
@@ -170,8 +175,8 @@ OeOrderSnapshotPrices(const OeLines *lines, Datum *prices)
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
-		int64		sku = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-		Datum		price = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull);
+		int64		sku = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, Anum_price_sku_id, &isnull));
+		Datum		price = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, Anum_price_price, &isnull);
 
 		for (int i = 0; i < lines->n; i++)
 		{

@@ -1,15 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * orders.c
- *	  The order API: place_order, pay_order, cancel/ship/complete/refund,
- *	  order_status, update_order; the row close_unpaid closes
- *	  (OeOrderCloseOverdue; the job itself is jobs/close_unpaid.c).
+ *	  The order API after placement (place_order is place_order.c):
+ *	  pay_order, cancel/ship/complete/refund, order_status, update_order;
+ *	  the row close_unpaid closes (OeOrderCloseOverdue; the job itself is
+ *	  jobs/close_unpaid.c).
  *
  * Every status change goes through OeOrderTransition (order_state.c);
  * stock moves through the stock API (stock.h), refunds through refunds.c;
  * update_order goes through the generic versioned update
  * (versioned_update.h).  The functions run as the extension's owner
- * (SECURITY DEFINER, or OeInternalCall for place_order) so the application
+ * (SECURITY DEFINER) so the application
  * role writes order tables only through them.
  *
  * Money is never lost (docs/orders.md): a placed order's holds live at
@@ -52,6 +53,12 @@
 #include "idem/versioned_update.h"
 #include "worker/signal.h"
 
+enum
+{
+	Anum_payment_order_no = 1,
+	Anum_payment_amount,
+	Anum_payment_outcome
+};
 static OeQuery select_payment = {
 	"SELECT order_no, amount, outcome FROM order_engine.payments"
 	" WHERE payment_ref OPERATOR(pg_catalog.=) $1",
@@ -277,15 +284,15 @@ oe_pay_order(PG_FUNCTION_ARGS)
 		bool		isnull;
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		int64		paid_order = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		Datum		paid_amount = SPI_getbinval(tup, desc, 2, &isnull);
+		int64		paid_order = DatumGetInt64(SPI_getbinval(tup, desc, Anum_payment_order_no, &isnull));
+		Datum		paid_amount = SPI_getbinval(tup, desc, Anum_payment_amount, &isnull);
 		Datum		result;
 
 		if (paid_order != order_no ||
 			DatumGetInt32(DirectFunctionCall2(numeric_cmp, paid_amount, amount)) != 0)
 			payment_ref_conflict(payment_ref, paid_order);
 		/* copied out of SPI's memory, which SPI_finish frees */
-		result = SPI_datumTransfer(SPI_getbinval(tup, desc, 3, &isnull), false, -1);
+		result = SPI_datumTransfer(SPI_getbinval(tup, desc, Anum_payment_outcome, &isnull), false, -1);
 		SPI_finish();
 		PG_RETURN_DATUM(result);
 	}

@@ -37,6 +37,14 @@
 #include "worker/signal.h"
 
 /* live or archived: a number stays used after its order is archived */
+enum
+{
+	Anum_content_buyer_id = 1,
+	Anum_content_seller_id,
+	Anum_content_status,
+	Anum_content_sku_ids,
+	Anum_content_qtys
+};
 static OeQuery select_content = {
 	"SELECT o.buyer_id, o.seller_id, o.status,"
 	" (SELECT pg_catalog.array_agg(l.sku_id ORDER BY l.line_no) FROM ("
@@ -129,12 +137,12 @@ replay_placement(int64 order_no, int64 buyer_id, int64 seller_id, OeLines *lines
 		return NULL;
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	same = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)) == buyer_id &&
-		DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull)) == seller_id;
+	same = DatumGetInt64(SPI_getbinval(tup, desc, Anum_content_buyer_id, &isnull)) == buyer_id &&
+		DatumGetInt64(SPI_getbinval(tup, desc, Anum_content_seller_id, &isnull)) == seller_id;
 
 	/* an order whose lines are gone has NULL arrays: other content */
-	skus_d = SPI_getbinval(tup, desc, 4, &skus_null);
-	qtys_d = SPI_getbinval(tup, desc, 5, &qtys_null);
+	skus_d = SPI_getbinval(tup, desc, Anum_content_sku_ids, &skus_null);
+	qtys_d = SPI_getbinval(tup, desc, Anum_content_qtys, &qtys_null);
 	if (skus_null || qtys_null)
 		same = false;
 	else if (same)
@@ -152,7 +160,7 @@ replay_placement(int64 order_no, int64 buyer_id, int64 seller_id, OeLines *lines
 				 errmsg("order number " INT64_FORMAT " is already used by another order", order_no),
 				 errdetail("An order may be placed again only with the same buyer, seller and lines."),
 				 errhint("Take a new number from next_order_no().")));
-	return cstring_to_text(TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull)));
+	return cstring_to_text(TextDatumGetCString(SPI_getbinval(tup, desc, Anum_content_status, &isnull)));
 }
 
 static void
