@@ -2,8 +2,9 @@
  *
  * order_lines.c
  *	  The lines of an order or a quote: the one parser of the API's
- *	  "lines" jsonb, and the unit prices of the lines read from
- *	  order_engine.sku (the client never sends amounts).
+ *	  "lines" jsonb, and the unit prices of the lines (read by stock's
+ *	  OeStockUnitPrices; the client never sends amounts), which must be
+ *	  payable.
  *
  * place_order (place_order.c) and quote (quotes.c) share both, so a quote
  * and the order placed from it agree on what a line is and on which
@@ -23,17 +24,6 @@
 #include "common/internal_sql.h"
 #include "orders/order_lines.h"
 #include "stock/stock.h"
-
-enum
-{
-	Anum_price_sku_id = 1,
-	Anum_price_price
-};
-static OeQuery select_prices = {
-	"SELECT s.sku_id, s.price FROM order_engine.sku s"
-	" WHERE s.sku_id OPERATOR(pg_catalog.=) ANY ($1)",
-	1, {INT8ARRAYOID}
-};
 
 static int64
 json_integer(JsonbValue *v, int line, const char *key)
@@ -168,38 +158,23 @@ OeOrderCheckPrice(Datum price)
 void
 OeOrderSnapshotPrices(const OeLines *lines, Datum *prices)
 {
-	Datum		arg = PointerGetDatum(OeInt8Array((int64 *) lines->sku_ids, lines->n));
-	bool	   *found = palloc0(sizeof(bool) * lines->n);
+	bool		has_price[OE_MAX_ORDER_LINES];
 
-	OeQueryRun(&select_prices, &arg, NULL, false, 0);
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		bool		isnull;
-		int64		sku = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, Anum_price_sku_id, &isnull));
-		Datum		price = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, Anum_price_price, &isnull);
-
-		for (int i = 0; i < lines->n; i++)
-		{
-			if (lines->sku_ids[i] != sku)
-				continue;
-			if (isnull)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("SKU " INT64_FORMAT " has no price", sku),
-						 errhint("Set one with set_price().")));
-			if (!price_is_payable(price))
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("SKU " INT64_FORMAT " has a price with more than %d decimal places",
-								sku, OeCurrencyScale),
-						 errdetail("The price is %s; no payment can match a total in fractions of the currency's smallest unit.",
-								   DatumGetCString(DirectFunctionCall1(numeric_out, price))),
-						 errhint("Set a payable price with set_price() (order_engine.currency_scale).")));
-			prices[i] = SPI_datumTransfer(price, false, -1);
-			found[i] = true;
-		}
-	}
+	OeStockUnitPrices(lines->n, lines->sku_ids, prices, has_price);
 	for (int i = 0; i < lines->n; i++)
-		if (!found[i])
-			OeStockSkuNotFound(lines->sku_ids[i]);
+	{
+		if (!has_price[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("SKU " INT64_FORMAT " has no price", lines->sku_ids[i]),
+					 errhint("Set one with set_price().")));
+		if (!price_is_payable(prices[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("SKU " INT64_FORMAT " has a price with more than %d decimal places",
+							lines->sku_ids[i], OeCurrencyScale),
+					 errdetail("The price is %s; no payment can match a total in fractions of the currency's smallest unit.",
+							   DatumGetCString(DirectFunctionCall1(numeric_out, prices[i]))),
+					 errhint("Set a payable price with set_price() (order_engine.currency_scale).")));
+	}
 }
