@@ -208,6 +208,38 @@ oe_served_entry(Oid dboid)
 }
 
 /*
+ * Forget the databases no longer wanted (dropped, renamed, taken out of
+ * order_engine.database) once their worker has stopped, so that their
+ * entries are free for others: the table holds OE_MAX_DATABASES, and a
+ * server that cycles through more databases than that over its life
+ * (a test or a restore per day) must still serve the new ones.
+ */
+static void
+oe_forget_unwanted(const Oid *wanted, int nwanted)
+{
+	int			kept = 0;
+
+	for (int i = 0; i < nserved; i++)
+	{
+		bool		is_wanted = false;
+		pid_t		pid;
+
+		for (int j = 0; j < nwanted && !is_wanted; j++)
+			is_wanted = served[i].dboid == wanted[j];
+		if (!is_wanted &&
+			(served[i].handle == NULL ||
+			 GetBackgroundWorkerPid(served[i].handle, &pid) == BGWH_STOPPED))
+		{
+			if (served[i].handle != NULL)
+				pfree(served[i].handle);
+			continue;
+		}
+		served[kept++] = served[i];
+	}
+	nserved = kept;
+}
+
+/*
  * One round: start the workers that are missing, ask the unwanted to go.
  * Returns how long to sleep before the next round.
  */
@@ -220,6 +252,7 @@ oe_launcher_round(void)
 	long		sleep_ms = OeNaptimeMs;
 
 	OeWorkerRequestExitExcept(wanted, nwanted);
+	oe_forget_unwanted(wanted, nwanted);
 
 	for (int i = 0; i < nwanted; i++)
 	{

@@ -1,6 +1,7 @@
 # The launcher on a brand-new cluster, before any backend has written the
 # shared relcache init file, with a database that does not exist yet: it
-# must not crash, and it starts the worker once the database appears.
+# must not crash, and it starts the worker once the database appears;
+# and it keeps doing so for databases dropped and made again.
 use strict;
 use warnings;
 
@@ -31,6 +32,23 @@ ok(wait_for($node, q{SELECT count(*) FROM pg_stat_activity
 
 my $log = slurp_file($node->logfile);
 unlike($log, qr/FATAL/, 'no FATAL in the server log');
+
+# a database dropped and made again is a new database (a new OID): the
+# launcher must forget the old one, or after OE_MAX_DATABASES (8) such
+# cycles no new database would get a worker until a restart
+my $cycles_ok = 1;
+for my $cycle (1 .. 10)
+{
+	$node->safe_psql('postgres', 'DROP DATABASE later WITH (FORCE)');
+	$node->safe_psql('postgres', 'CREATE DATABASE later');
+	next if wait_for($node, q{SELECT count(*) FROM pg_stat_activity
+		WHERE backend_type = 'order_engine worker' AND datname = 'later'}, '1', 60);
+	$cycles_ok = 0;
+	diag("no worker for the database made in cycle $cycle");
+	last;
+}
+ok($cycles_ok, 'ten drop/create cycles of the database (FORCE ends its worker): a worker serves each new one');
+
 
 $node->stop;
 done_testing();
