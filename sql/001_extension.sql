@@ -17,7 +17,7 @@ SELECT v.version AS version_without_update_test
   FROM pg_available_extension_versions v
   JOIN pg_available_extensions a ON a.name = v.name
  WHERE v.name = 'order_engine' AND v.version <> a.default_version
-   AND v.version NOT IN ('0.1', '0.2', '0.3', '0.4', '0.5', '0.6');
+   AND v.version NOT IN ('0.1', '0.2', '0.3', '0.4', '0.5', '0.6', '0.7');
 
 -- the documented roles exist, and the admin role has the app role's rights
 SELECT rolname, rolcanlogin FROM pg_roles
@@ -89,6 +89,11 @@ BEGIN
     IF v >= '0.6' THEN                  -- a claim left open, to be finished by its token
         PERFORM set_config('upg.claim',
             (SELECT claim FROM order_engine.idem_begin('upg', 'k6', '{"six": true}')), false);
+    END IF;
+    IF v >= '0.7' THEN                  -- a paid order cancelled before shipment: its payment is owed
+        PERFORM order_engine.place_order(5178, 78, 1, '[{"sku_id": 1001, "qty": 1}]');
+        PERFORM order_engine.pay_order(5178, 'p5178', 2.5);
+        PERFORM order_engine.cancel_order(5178);
     END IF;
 END $$;
 
@@ -164,6 +169,18 @@ BEGIN
         got := (SELECT string_agg(order_no || ':' || status, ', ') FROM order_engine.buyer_orders(77));
         RETURN NEXT;
     END IF;
+    IF v >= '0.7' THEN
+        what := 'payment owed back kept';
+        got := (SELECT string_agg(format('%s/%s: %s %s', payment_ref, order_no, amount, order_status), ', ')
+                  FROM order_engine.refunds_due);
+        RETURN NEXT;
+        what := 'old payment refunded';
+        got := order_engine.refund_payment('p5178', 'rf5178');
+        RETURN NEXT;
+        what := 'money ledger';
+        got := (SELECT count(*) || ' problems' FROM order_engine.order_audit());
+        RETURN NEXT;
+    END IF;
     what := 'everything belongs to order_engine_owner';
     got := NOT EXISTS (SELECT FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
                         WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'order_engine')
@@ -180,6 +197,14 @@ BEGIN
     what := 'current functions';
     got := order_engine.place_order(9009, 1, 1, '[{"sku_id": 1009, "qty": 1}]') || ' '
         || order_engine.pay_order(9009, 'p9009', 1);
+    RETURN NEXT;
+    -- 0.8: a checkout quote keeps its price through a price change
+    what := 'checkout quote';
+    PERFORM set_config('upg.quote', order_engine.quote(1, '[{"sku_id": 1009, "qty": 1}]'), false);
+    PERFORM order_engine.set_price(1009, 2);
+    got := order_engine.place_order(9019, 1, 1, '[{"sku_id": 1009, "qty": 1}]', '30 minutes',
+                                     current_setting('upg.quote'));
+    got := got || ' ' || (SELECT total FROM order_engine.orders WHERE order_no = 9019);
     RETURN NEXT;
 END $$;
 
@@ -222,6 +247,13 @@ CREATE EXTENSION order_engine VERSION '0.6';
 SELECT public.upg_fill('0.6');
 ALTER EXTENSION order_engine UPDATE;
 SELECT * FROM public.upg_check('0.6');
+DROP EXTENSION order_engine;
+TRUNCATE public.upg_ids, public.upg_tokens;
+
+CREATE EXTENSION order_engine VERSION '0.7';
+SELECT public.upg_fill('0.7');
+ALTER EXTENSION order_engine UPDATE;
+SELECT * FROM public.upg_check('0.7');
 DROP EXTENSION order_engine;
 
 DROP FUNCTION public.upg_fill(text), public.upg_check(text);

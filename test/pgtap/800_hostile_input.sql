@@ -32,6 +32,10 @@ SELECT order_engine.set_price(8001001, 10);
 SELECT order_engine.place_order(8005005, 7, 9, '[{"sku_id": 8001001, "qty": 1}]');
 SELECT order_engine.create_id_tag('hostile_tag', 1, 10);
 SELECT order_engine.issue_token(7);
+-- a checkout quote of the baseline's buyer and lines: the baseline
+-- place_order uses it (each call rolls back, so every call finds it)
+CREATE TEMP TABLE hostile_quote AS
+    SELECT order_engine.quote(7, '[{"sku_id": 8001001, "qty": 1}]', '1 day') AS token;
 
 -- The documented SQLSTATEs (README, "SQLSTATEs").
 CREATE TABLE hostile.allowed (sqlstate text PRIMARY KEY);
@@ -41,7 +45,8 @@ INSERT INTO hostile.allowed VALUES
     ('OE001'), ('OE002'), ('OE003'), ('OE004'), ('OE005'), ('OE006'),
     ('OE007'), ('OE008'), ('OE009'), ('OE010'), ('OE011'), ('OE012'),
     ('OE013'), ('OE014'), ('OE015'), ('OE016'), ('OE017'), ('OE018'),
-    ('OE019'), ('OE020'), ('OE021'), ('OE022'), ('OE023');
+    ('OE019'), ('OE020'), ('OE021'), ('OE022'), ('OE023'), ('OE024'), ('OE025'),
+    ('OE026');
 
 -- Hostile values per type, as text; each is cast to its type here, so a
 -- value that is not even valid input fails now, not inside the sweep.
@@ -70,6 +75,7 @@ INSERT INTO hostile.val VALUES
     ('text', 'utf8', repeat('é', 40)), ('text', 'space', ' '),
     ('text', 'tag', 'hostile_tag'), ('text', 'order_no', 'order_no'),
     ('text', 'scope', 'hs'), ('text', 'newline', E'a\nb'),
+    ('text', 'token shape', repeat('A', 43)), ('text', 'quote', (SELECT token FROM hostile_quote)),
     ('jsonb', 'null', NULL), ('jsonb', 'json null', 'null'), ('jsonb', '{}', '{}'),
     ('jsonb', '[]', '[]'), ('jsonb', 'string', '"s"'), ('jsonb', 'number', '1'),
     ('jsonb', 'true', 'true'), ('jsonb', '1e1000', '1e1000'),
@@ -129,10 +135,11 @@ BEGIN
     END LOOP;
 END $$;
 
--- The baseline: a valid argument per parameter name; a sweep varies one
--- argument at a time from it, then all of them together.
-CREATE TABLE hostile.base (argname text PRIMARY KEY, val text);
-INSERT INTO hostile.base VALUES
+-- The baseline: a valid argument per parameter name (per function where
+-- one needs another: fn); a sweep varies one argument at a time from it,
+-- then all of them together.
+CREATE TABLE hostile.base (argname text, val text, fn name, UNIQUE NULLS NOT DISTINCT (argname, fn));
+INSERT INTO hostile.base (argname, val) VALUES
     ('sku_id', '8001001'), ('order_no', '8005005'), ('buyer_id', '7'), ('seller_id', '9'),
     ('delta', '5'), ('qty', '1'), ('price', '10'), ('n', '2'), ('per_buyer', '5'),
     ('reason', 'r'), ('biz_tag', 'hostile_tag'), ('start_id', '1'), ('step', '10'),
@@ -141,7 +148,11 @@ INSERT INTO hostile.base VALUES
     ('rel', 'hostile.t'::regclass::oid::text), ('expected_version', '1'), ('changes', '{"note": "n"}'),
     ('lines', '[{"sku_id": 8001001, "qty": 1}]'), ('pay_within', '1 hour'),
     ('payment_ref', 'p1'), ('amount', '10'), ('logistics_no', 'L1'),
-    ('event_ids', '{1}'), ('older_than', '0'), ('sku_ids', '{8001001}'), ('qtys', '{1}');
+    ('event_ids', '{1}'), ('older_than', '0'), ('sku_ids', '{8001001}'), ('qtys', '{1}'),
+    ('quote', (SELECT token FROM hostile_quote));
+-- place_order of the fixture order's number is a repeat, which answers
+-- before the quote is looked at: a new number takes the quote path
+INSERT INTO hostile.base (argname, val, fn) VALUES ('order_no', '8005006', 'place_order');
 
 CREATE TABLE hostile.failure (fn text, args text, sqlstate text, message text);
 CREATE TABLE hostile.tally (who text, fn regprocedure, calls integer);
@@ -249,7 +260,7 @@ BEGIN
     PERFORM setseed(0.42);
     PERFORM set_config('hostile.who', who, true);
     FOR f IN
-        SELECT p.oid::regprocedure AS fn, ARRAY(SELECT t::regtype FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(t, o) ORDER BY o) AS types,
+        SELECT p.oid::regprocedure AS fn, p.proname, ARRAY(SELECT t::regtype FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(t, o) ORDER BY o) AS types,
                coalesce(p.proargnames, '{}') AS names, p.pronargs AS nargs
           FROM pg_depend d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
          WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
@@ -264,7 +275,9 @@ BEGIN
         -- baseline values, by parameter name, else the type's second value
         basev := ARRAY(
             SELECT coalesce((SELECT b.val FROM hostile.base b WHERE b.argname = f.names[j]
-                               AND (f.types[j] <> 'jsonb'::regtype OR b.val LIKE '{%' OR b.val LIKE '[%')),
+                               AND (b.fn IS NULL OR b.fn = f.proname)
+                               AND (f.types[j] <> 'jsonb'::regtype OR b.val LIKE '{%' OR b.val LIKE '[%')
+                             ORDER BY b.fn IS NULL LIMIT 1),
                             CASE f.types[j]
                                 WHEN 'jsonb'::regtype THEN '{"id": 1}'
                                 WHEN 'text'::regtype THEN 'hk'

@@ -1,10 +1,11 @@
 # Backup and restore with PostgreSQL's own pg_dump / pg_restore: a database
-# with stock, holds, orders, archived orders, id tags, keys and tokens is
-# dumped in the custom and the plain format and restored into new
-# databases with --exit-on-error / ON_ERROR_STOP.  Afterwards ids continue
-# without repeats, stock_audit is clean, every table accepts new rows (the
-# sequences behind them came along), the worker serves the restored
-# database and its holds still expire.
+# with stock, holds, orders, archived orders, id tags, keys, tokens and
+# checkout quotes is dumped in the custom and the plain format and
+# restored into new databases with --exit-on-error / ON_ERROR_STOP.
+# Afterwards ids continue without repeats, stock_audit is clean, every
+# table accepts new rows (the sequences behind them came along), a quote
+# made before the dump still charges its price, the worker serves the
+# restored database and its holds still expire.
 use strict;
 use warnings;
 
@@ -44,6 +45,10 @@ $node->safe_psql('shop', qq{
 	SELECT order_engine.ship_order($done, 'LN1');
 	SELECT order_engine.complete_order($done);
 });
+# a checkout quote made before the dump, then a price change: each restored
+# database charges the quoted price once
+my $quote = $node->safe_psql('shop', q{SELECT order_engine.quote(7, '[{"sku_id":1,"qty":3}]', '1 day')});
+$node->safe_psql('shop', q{SELECT order_engine.set_price(1, 11)});
 # its events were delivered (an order with pending events stays live)
 $node->safe_psql('shop', qq{SELECT order_engine.ack_events(array_agg(event_id))
 	FROM order_engine.order_events WHERE order_no = $done});
@@ -104,6 +109,11 @@ for my $db (qw(restored_fc restored_plain))
 		'pending_payment', "$db: place_order writes order, lines and event");
 	is($node->safe_psql($db, qq{SELECT order_engine.pay_order($pending, 'pay-$pending', 20)}),
 		'paid', "$db: the restored pending order can be paid");
+	my $qno = $node->safe_psql($db, 'SELECT order_engine.next_order_no(7)');
+	is($node->safe_psql($db, qq{SELECT order_engine.place_order($qno, 7, 9, '[{"sku_id":1,"qty":3}]', '30 minutes', '$quote')}),
+		'pending_payment', "$db: the dumped checkout quote places an order");
+	is($node->safe_psql($db, qq{SELECT total FROM order_engine.orders WHERE order_no = $qno}), '30',
+		"$db: at the quoted price (3 x 10), not today's (3 x 11)");
 
 	# the worker serves the restored database and holds still expire
 	$node->safe_psql($db, q{SELECT order_engine.reserve(900002, '{1}', '{1}', '1 second')});

@@ -140,6 +140,12 @@ my %data = (
 	           SELECT order_engine.idem_begin('s', 'k', '{}'); SELECT order_engine.idem_finish('s', 'k', '{"a": 1}')},
 	'0.5' => q{SELECT order_engine.restock(1, 10); SELECT order_engine.set_price(1, 3); SELECT order_engine.create_id_tag('t');
 	           SELECT order_engine.next_id('t'); SELECT order_engine.place_order(107, 7, 9, '[{"sku_id": 1, "qty": 2}]')},
+	'0.6' => q{SELECT order_engine.restock(1, 10); SELECT order_engine.set_price(1, 3);
+	           SELECT order_engine.place_order(107, 7, 9, '[{"sku_id": 1, "qty": 2}]');
+	           SELECT claim FROM order_engine.idem_begin('s', 'k', '{}')},
+	'0.7' => q{SELECT order_engine.restock(1, 10); SELECT order_engine.set_price(1, 3);
+	           SELECT order_engine.place_order(107, 7, 9, '[{"sku_id": 1, "qty": 2}]');
+	           SELECT order_engine.pay_order(107, 'p107', 6); SELECT order_engine.cancel_order(107)},
 );
 for my $v (sort keys %data)
 {
@@ -158,6 +164,10 @@ for my $v (sort keys %data)
 	                           WHERE c.relnamespace = 'order_engine'::regnamespace AND r.rolsuper}),
 		'0', "$db: nothing of ours belongs to a superuser after the update");
 	is($node->safe_psql($db, q{SELECT order_engine.next_order_no(7) > 0}), 't', "$db: the API works");
+	$node->safe_psql($db, q{SELECT order_engine.restock(99, 5); SELECT order_engine.set_price(99, 2)});
+	is($node->safe_psql($db, q{SELECT order_engine.place_order(9907, 7, 9, '[{"sku_id": 99, "qty": 1}]', '30 minutes',
+	                                                           order_engine.quote(7, '[{"sku_id": 99, "qty": 1}]'))}),
+		'pending_payment', "$db: place_order with a checkout quote works");
 	$node->safe_psql('postgres', "DROP DATABASE $db");
 }
 
