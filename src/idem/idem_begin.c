@@ -39,6 +39,8 @@
 
 #include "common/errors.h"
 #include "common/internal_sql.h"
+#include "common/interval_check.h"
+#include "common/lock_tags.h"
 #include "common/order_engine.h"
 #include "idem/idempotency.h"
 #include "idem/idem_internal.h"
@@ -74,8 +76,7 @@ try_key_lock(text *scope, text *key, LOCKTAG *tag)
 							VARSIZE_ANY_EXHDR(scope), 0);
 	h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(key),
 							VARSIZE_ANY_EXHDR(key), h);
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
-						 OE_IDEM_LOCK_FIELD4);
+	OeLockTagIdemKey(tag, h);
 	return LockAcquire(tag, ExclusiveLock, false, true);
 }
 
@@ -179,7 +180,7 @@ idem_begin(FunctionCallInfo fcinfo)
 	CheckNotNull(fcinfo, 3, "ttl");
 	request = PG_GETARG_JSONB_P(2);
 	ttl = PG_GETARG_INTERVAL_P(3);
-	expires = OeExpiryFromTtl(ttl);
+	expires = OeIntervalExpiry(ttl, "ttl", OE_MAX_TTL_YEARS);
 
 	/* jsonb's text form is canonical: keys sorted, duplicates removed */
 	request_text = JsonbToCString(NULL, &request->root, VARSIZE(request));

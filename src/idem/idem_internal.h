@@ -5,8 +5,8 @@
  *	  order_engine.idempotency_keys, the session's claim owner and the
  *	  check of a scope or key argument.
  *
- *	  idempotency.c		the statements (for the installed schema), the
- *						claim owner, the expiry of a key or token
+ *	  idempotency.c		the statements (for the installed schema) and
+ *						the claim owner
  *	  idem_begin.c		idem_begin
  *	  idem_finish.c		idem_finish and idem_abort
  *

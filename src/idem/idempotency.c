@@ -2,9 +2,9 @@
  *
  * idempotency.c
  *	  Idempotency keys: the statements on order_engine.idempotency_keys
- *	  (for the schema as installed), the session's claim owner, and the
- *	  expiry of a key or a checkout token.  idem_begin is idem_begin.c's;
- *	  idem_finish and idem_abort are idem_finish.c's.
+ *	  (for the schema as installed) and the session's claim owner.
+ *	  idem_begin is idem_begin.c's; idem_finish and idem_abort are
+ *	  idem_finish.c's.
  *
  * A key lives in order_engine.idempotency_keys, keyed by (scope, key),
  * with the SHA-256 of the request's canonical jsonb text, a state
@@ -28,11 +28,9 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
-#include "utils/timestamp.h"
 
 #include "idem/idempotency.h"
 #include "idem/idem_internal.h"
@@ -182,48 +180,4 @@ OeIdemClaimOwner(void)
 		session_claim_owner = (int64) (r & UINT64CONST(0x7FFFFFFFFFFFFFFF));
 	}
 	return session_claim_owner;
-}
-
-/*
- * now() + ttl, which must lie in the future and at most OE_MAX_TTL_YEARS
- * ahead.  Each field of the interval is bounded before the addition, so
- * that a huge ttl is a 22023 naming the limit rather than the timestamp
- * arithmetic's "timestamp out of range".  Shared with issue_token.
- */
-TimestampTz
-OeExpiryFromTtl(Interval *ttl)
-{
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	TimestampTz expires;
-
-	if (ttl->month > OE_MAX_TTL_YEARS * MONTHS_PER_YEAR ||
-		ttl->month < -OE_MAX_TTL_YEARS * MONTHS_PER_YEAR ||
-		ttl->day > OE_MAX_TTL_YEARS * DAYS_PER_YEAR ||
-		ttl->day < -OE_MAX_TTL_YEARS * DAYS_PER_YEAR ||
-		ttl->time > (int64) (OE_MAX_TTL_YEARS * DAYS_PER_YEAR) * USECS_PER_DAY ||
-		ttl->time < -(int64) (OE_MAX_TTL_YEARS * DAYS_PER_YEAR) * USECS_PER_DAY)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ttl must be at most %d years", OE_MAX_TTL_YEARS),
-				 errdetail("The ttl was %s.",
-						   DatumGetCString(DirectFunctionCall1(interval_out,
-															   IntervalPGetDatum(ttl))))));
-	expires = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-													  TimestampTzGetDatum(now),
-													  IntervalPGetDatum(ttl)));
-	if (expires <= now)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ttl must be positive"),
-				 errdetail("The ttl was %s.",
-						   DatumGetCString(DirectFunctionCall1(interval_out,
-															   IntervalPGetDatum(ttl))))));
-	if (expires - now > (int64) (OE_MAX_TTL_YEARS * DAYS_PER_YEAR) * USECS_PER_DAY)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ttl must be at most %d years", OE_MAX_TTL_YEARS),
-				 errdetail("The ttl was %s.",
-						   DatumGetCString(DirectFunctionCall1(interval_out,
-															   IntervalPGetDatum(ttl))))));
-	return expires;
 }

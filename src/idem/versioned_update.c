@@ -30,6 +30,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
+#include "common/args.h"
 #include "common/errors.h"
 #include "common/order_engine.h"
 #include "idem/versioned_update.h"
@@ -225,10 +226,7 @@ oe_versioned_update(PG_FUNCTION_ARGS)
 	int			i;
 
 	for (i = 0; i < 4; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not be null", names[i])));
+		CheckNotNull(fcinfo, i, names[i]);
 
 	PG_RETURN_INT64(OeVersionedUpdate(PG_GETARG_OID(0), PG_GETARG_JSONB_P(1),
 									  PG_GETARG_INT64(2), PG_GETARG_JSONB_P(3)));

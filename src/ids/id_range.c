@@ -37,6 +37,7 @@
 #include "utils/timestamp.h"
 
 #include "common/arrays.h"
+#include "common/args.h"
 #include "common/errors.h"
 #include "ids/ids.h"
 #include "ids/id_internal.h"
@@ -400,10 +401,7 @@ OeNextIds(const char *tag, int n, int64 *out)
 static inline text *
 oe_tag_arg(FunctionCallInfo fcinfo)
 {
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("biz_tag must not be null")));
+	CheckNotNull(fcinfo, 0, "biz_tag");
 	return PG_GETARG_TEXT_PP(0);
 }
 
@@ -426,10 +424,7 @@ oe_next_ids_sql(PG_FUNCTION_ARGS)
 	int64	   *ids;
 	ArrayType  *result;
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("n must not be null")));
+	CheckNotNull(fcinfo, 1, "n");
 	n = PG_GETARG_INT32(1);
 	if (n < 1 || n > OE_NEXT_IDS_MAX)
 		ereport(ERROR,

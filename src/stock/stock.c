@@ -35,6 +35,7 @@
 
 #include "common/arrays.h"
 #include "common/errors.h"
+#include "common/interval_check.h"
 #include "common/order_engine.h"
 #include "stock/stock.h"
 #include "stock/stock_internal.h"
@@ -97,20 +98,20 @@ static const char sql_hold_insert[] =
 " INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold, order_no)"
 " SELECT $2, 'hold', OPERATOR(pg_catalog.-) $3, $3, 0, $1 FROM h";
 
-/* a hold's parts as the int4[] of its buckets or the int8[] of their units */
-static Datum
-parts_array(const StockPart *parts, int n, bool buckets)
+/* a hold's parts as stock_hold stores them: buckets int4[], bucket_qtys int8[] */
+static void
+parts_arrays(const StockPart *parts, int n, Datum *buckets, Datum *qtys)
 {
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-	int			i;
+	int32	   *b = palloc(sizeof(int32) * Max(n, 1));
+	int64	   *q = palloc(sizeof(int64) * Max(n, 1));
 
-	for (i = 0; i < n; i++)
-		d[i] = buckets ? Int32GetDatum(parts[i].bucket) : Int64GetDatum(parts[i].qty);
-	if (buckets)
-		return PointerGetDatum(construct_array(d, n, INT4OID, sizeof(int32),
-											   true, TYPALIGN_INT));
-	return PointerGetDatum(construct_array(d, n, INT8OID, sizeof(int64),
-										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	for (int i = 0; i < n; i++)
+	{
+		b[i] = parts[i].bucket;
+		q[i] = parts[i].qty;
+	}
+	*buckets = PointerGetDatum(OeInt4Array(b, n));
+	*qtys = PointerGetDatum(OeInt8Array(q, n));
 }
 
 /* give qty units back to the buyer's tally (a released hold, a reserve undone) */
@@ -348,7 +349,7 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 		goto out;
 	}
 
-	expires_at = GetCurrentTimestamp() + ttl_usecs;
+	expires_at = OeTimestampPlusUsecs(GetCurrentTimestamp(), ttl_usecs);
 	for (i = 0; i < nlines; i++)
 	{
 		static const Oid types[] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID,
@@ -363,8 +364,7 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 		v[4] = Int64GetDatum(buyer_id);
 		if (!has_buyer)
 			nulls[4] = 'n';
-		v[5] = parts_array(lines[i].parts, lines[i].nparts, true);
-		v[6] = parts_array(lines[i].parts, lines[i].nparts, false);
+		parts_arrays(lines[i].parts, lines[i].nparts, &v[5], &v[6]);
 		OeExecPlan(OeCachedPlan(&plan_hold_insert, sql_hold_insert, 7, types), v, nulls, false, 0);
 	}
 	/* the worker releases these holds at expires_at: wake it if sooner */

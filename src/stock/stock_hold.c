@@ -17,7 +17,6 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -25,6 +24,7 @@
 
 #include "common/errors.h"
 #include "common/internal_sql.h"
+#include "common/lock_tags.h"
 #include "stock/stock.h"
 #include "stock/stock_internal.h"
 
@@ -56,23 +56,15 @@ static const char sql_transition[] =
 
 /*
  * Serialise reserve/confirm/release of one order number for the rest of
- * the transaction, so a repeat never races its original.
+ * the transaction, so a repeat never races its original.  The tag is the
+ * order-number space of common/lock_tags.h.
  */
-static inline void
-order_lock_tag(LOCKTAG *tag, int64 order_no)
-{
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId,
-						 (uint32) (((uint64) order_no) >> 32),
-						 (uint32) order_no,
-						 OE_ORDER_LOCK_CLASS);
-}
-
 void
 OeStockLockOrder(int64 order_no)
 {
 	LOCKTAG		tag;
 
-	order_lock_tag(&tag, order_no);
+	OeLockTagOrder(&tag, order_no);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
@@ -87,7 +79,7 @@ OeStockTryLockOrder(int64 order_no)
 {
 	LOCKTAG		tag;
 
-	order_lock_tag(&tag, order_no);
+	OeLockTagOrder(&tag, order_no);
 	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
 }
 
@@ -185,6 +177,37 @@ hold_cmp(const void *a, const void *b)
 }
 
 /*
+ * The order's lock, then its hold rows locked in sku_id order (the order
+ * every stock call locks in).  Caller is connected to SPI.
+ */
+static StockHold *
+lock_order_holds(int64 order_no, int *n)
+{
+	static const Oid types[] = {INT8OID};
+	Datum		v[1];
+
+	OeStockLockOrder(order_no);
+	v[0] = Int64GetDatum(order_no);
+	OeExecPlan(OeCachedPlan(&plan_order_holds, sql_order_holds, 1, types), v, NULL, false, 0);
+	return holds_from_result(n);
+}
+
+/* confirm or release every hold that is still held; returns how many */
+static int32
+finish_held(const StockHold *holds, int n, bool confirm)
+{
+	int32		count = 0;
+
+	for (int i = 0; i < n; i++)
+		if (strcmp(holds[i].state, "held") == 0)
+		{
+			finish_hold(&holds[i], confirm);
+			count++;
+		}
+	return count;
+}
+
+/*
  * Held lines of an order → sold.  Returns how many this call confirmed.
  * An unknown order is ORDER_NOT_FOUND; a released or expired line is
  * HOLD_STATE_CONFLICT and nothing changes.
@@ -199,19 +222,14 @@ OeStockConfirm(int64 order_no)
 int32
 OeStockConfirmAt(int64 order_no, TimestampTz now)
 {
-	static const Oid types[] = {INT8OID};
-	Datum		v[1];
 	StockHold  *holds;
 	int			n,
 				i;
-	int32		count = 0;
+	int32		count;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "order_engine: SPI_connect failed");
-	OeStockLockOrder(order_no);
-	v[0] = Int64GetDatum(order_no);
-	OeExecPlan(OeCachedPlan(&plan_order_holds, sql_order_holds, 1, types), v, NULL, false, 0);
-	holds = holds_from_result(&n);
+	holds = lock_order_holds(order_no, &n);
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OE_ORDER_NOT_FOUND),
@@ -232,12 +250,7 @@ OeStockConfirmAt(int64 order_no, TimestampTz now)
 							order_no, holds[i].sku_id),
 					 errdetail("The hold expired at %s.", timestamptz_to_str(holds[i].expires_at))));
 	}
-	for (i = 0; i < n; i++)
-		if (strcmp(holds[i].state, "held") == 0)
-		{
-			finish_hold(&holds[i], true);
-			count++;
-		}
+	count = finish_held(holds, n, true);
 	SPI_finish();
 	return count;
 }
@@ -250,19 +263,14 @@ OeStockConfirmAt(int64 order_no, TimestampTz now)
 int32
 OeStockRelease(int64 order_no)
 {
-	static const Oid types[] = {INT8OID};
-	Datum		v[1];
 	StockHold  *holds;
 	int			n,
 				i;
-	int32		count = 0;
+	int32		count;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "order_engine: SPI_connect failed");
-	OeStockLockOrder(order_no);
-	v[0] = Int64GetDatum(order_no);
-	OeExecPlan(OeCachedPlan(&plan_order_holds, sql_order_holds, 1, types), v, NULL, false, 0);
-	holds = holds_from_result(&n);
+	holds = lock_order_holds(order_no, &n);
 	for (i = 0; i < n; i++)
 		if (strcmp(holds[i].state, "confirmed") == 0)
 			ereport(ERROR,
@@ -270,12 +278,7 @@ OeStockRelease(int64 order_no)
 					 errmsg("cannot release order " INT64_FORMAT ": its hold on SKU " INT64_FORMAT " is confirmed",
 							order_no, holds[i].sku_id),
 					 errdetail("A confirmed hold is a sale; release does not undo sales.")));
-	for (i = 0; i < n; i++)
-		if (strcmp(holds[i].state, "held") == 0)
-		{
-			finish_hold(&holds[i], false);
-			count++;
-		}
+	count = finish_held(holds, n, false);
 	SPI_finish();
 	return count;
 }
@@ -291,19 +294,15 @@ OeStockReleaseHold(int64 order_no, int64 sku_id)
 	Datum		v[2];
 	StockHold  *holds;
 	int			n;
-	bool		released = false;
+	bool		released;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "order_engine: SPI_connect failed");
 	v[0] = Int64GetDatum(order_no);
 	v[1] = Int64GetDatum(sku_id);
 	OeExecPlan(OeCachedPlan(&plan_hold_lock, sql_hold_lock, 2, types), v, NULL, false, 0);
-	holds = holds_from_result(&n);
-	if (n == 1 && strcmp(holds[0].state, "held") == 0)
-	{
-		finish_hold(&holds[0], false);
-		released = true;
-	}
+	holds = holds_from_result(&n);	/* 0 or 1: (order_no, sku_id) is the key */
+	released = finish_held(holds, n, false) > 0;
 	SPI_finish();
 	return released;
 }
