@@ -91,7 +91,7 @@ mutate "reserve locks its lines in sku order" src/stock/stock.c \
 mutate "the purchase limit holds" src/stock/stock.c \
     's/\(t\.units OPERATOR\(pg_catalog\.\+\) excluded\.units\) OPERATOR\(pg_catalog\.<=\) \$4/true/' \
     regress 101_stock
-mutate "a released hold cannot be confirmed" src/stock/stock.c \
+mutate "a released hold cannot be confirmed" src/stock/stock_hold.c \
     's/if \(strcmp\(holds\[i\]\.state, "released"\) == 0\)\n(\t+\tereport\(ERROR,\n\t+\(errcode\(ERRCODE_OE_HOLD_STATE_CONFLICT\),\n\t+ errmsg\("cannot confirm order)/if (false)\n$1/' \
     regress 101_stock
 mutate "an id range is durable before it is handed out" src/ids/id_store.c \
@@ -102,7 +102,8 @@ mutate "the worker pins its own settings" src/worker/worker.c \
     tap 505_worker_settings
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
-if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" && run_test isolation stock_opposite_order && run_test regress 101_stock &&
+if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&
+    cmp -s "$WORK/src/src/stock/stock_hold.c" "$M/src/src/stock/stock_hold.c" && run_test isolation stock_opposite_order && run_test regress 101_stock &&
     run_test tap 205_id_flush && run_test tap 505_worker_settings; then
     echo "ok - the unmutated code passes the same tests"; PASSED=$((PASSED + 1))
 else

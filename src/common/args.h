@@ -22,4 +22,29 @@ CheckNotNull(FunctionCallInfo fcinfo, int argno, const char *name)
 				 errmsg("%s must not be null", name)));
 }
 
+/* CheckMaxRows without a ceiling */
+#define OE_MAX_ROWS_UNBOUNDED	0
+
+/*
+ * The max_rows argument of a batch function (release_expired,
+ * close_unpaid, archive_orders, reap_expired_keys): 22023 unless it is at
+ * least 1 and, when most is not OE_MAX_ROWS_UNBOUNDED, at most most.  A
+ * ceiling is named in the message and the value in the detail.  A null
+ * max_rows is the caller's: CheckNotNull where the SQL function is not
+ * STRICT (reap_expired_keys), nothing where it is (the jobs').
+ */
+static inline void
+CheckMaxRows(int32 max_rows, int32 most)
+{
+	if (most != OE_MAX_ROWS_UNBOUNDED && (max_rows < 1 || max_rows > most))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be between 1 and %d", most),
+				 errdetail("It was %d.", max_rows)));
+	if (max_rows < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be at least 1")));
+}
+
 #endif							/* ORDER_ENGINE_ARGS_H */

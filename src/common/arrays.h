@@ -15,4 +15,7 @@
 /* an int8[] of values[0..n) (n may be 0), in the current memory context */
 extern ArrayType *OeInt8Array(const int64 *values, int n);
 
+/* the same for an int4[] */
+extern ArrayType *OeInt4Array(const int32 *values, int n);
+
 #endif							/* ORDER_ENGINE_ARRAYS_H */

@@ -1,13 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * interval_check.c
- *	  OeIntervalUsecs: the checked interval-to-microseconds conversion that
- *	  reserve and place_order share (see interval_check.h for why).
+ *	  The checks of a user's interval (see interval_check.h for why there
+ *	  are three): OeIntervalUsecs, the checked interval-to-microseconds
+ *	  conversion that reserve and place_order share; OeIntervalExpiry for
+ *	  keys and tokens; OeIntervalCheckNotNegative for archive_orders.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "common/int.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -43,4 +46,58 @@ OeTimestampPlusUsecs(TimestampTz ts, int64 usecs)
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("timestamp out of range")));
 	return result;
+}
+
+/* iv as text, for the detail of an error about it */
+static char *
+interval_text(const Interval *iv)
+{
+	return DatumGetCString(DirectFunctionCall1(interval_out,
+											   IntervalPGetDatum((Interval *) iv)));
+}
+
+/*
+ * Each field is bounded before the addition, so that a huge interval is a
+ * 22023 naming the limit rather than the timestamp arithmetic's "timestamp
+ * out of range".
+ */
+TimestampTz
+OeIntervalExpiry(const Interval *iv, const char *name, int max_years)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz expires;
+
+	if (iv->month > max_years * MONTHS_PER_YEAR ||
+		iv->month < -max_years * MONTHS_PER_YEAR ||
+		iv->day > max_years * DAYS_PER_YEAR ||
+		iv->day < -max_years * DAYS_PER_YEAR ||
+		iv->time > (int64) (max_years * DAYS_PER_YEAR) * USECS_PER_DAY ||
+		iv->time < -(int64) (max_years * DAYS_PER_YEAR) * USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at most %d years", name, max_years),
+				 errdetail("The %s was %s.", name, interval_text(iv))));
+	expires = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+													  TimestampTzGetDatum(now),
+													  IntervalPGetDatum((Interval *) iv)));
+	if (expires <= now)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be positive", name),
+				 errdetail("The %s was %s.", name, interval_text(iv))));
+	if (expires - now > (int64) (max_years * DAYS_PER_YEAR) * USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at most %d years", name, max_years),
+				 errdetail("The %s was %s.", name, interval_text(iv))));
+	return expires;
+}
+
+void
+OeIntervalCheckNotNegative(const Interval *iv, const char *name)
+{
+	if (iv->time < 0 || iv->day < 0 || iv->month < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", name)));
 }

@@ -1,15 +1,22 @@
 /*-------------------------------------------------------------------------
  *
  * interval_check.h
- *	  The one conversion of a user's interval into microseconds.
+ *	  Every check of an interval a user passes to order_engine, and the
+ *	  one conversion of such an interval into microseconds.
  *
  * Holds (reserve's ttl) and orders (place_order's pay_within) used to turn
  * an interval into time in two ways: 30-day months for the hold, calendar
  * months (now() + interval) for the payment deadline.  '1000 mons -29999
  * days' was then a 1-day hold and a 437-day payment window.  Every
- * duration order_engine stores as "now + d" now goes through
+ * duration that becomes a hold or a payment deadline now goes through
  * OeIntervalUsecs, and the deadline and the hold are both computed from
  * the one number it returns.
+ *
+ * Two intervals are never turned into microseconds and keep their own
+ * check here: the ttl of an idempotency key or checkout token, whose
+ * expiry is one timestamp (now() + ttl in calendar months, as SQL adds
+ * them), and archive_orders' older_than, which SQL subtracts from now().
+ * Every field is bounded before any arithmetic, so none of them overflows.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,5 +37,16 @@ extern int64 OeIntervalUsecs(const Interval *iv, const char *name,
 
 /* ts + usecs, or 22008 when that leaves the timestamp range */
 extern TimestampTz OeTimestampPlusUsecs(TimestampTz ts, int64 usecs);
+
+/*
+ * The transaction's start + iv (calendar months), which must lie in the
+ * future and at most max_years ahead: 22023 "<name> must be positive" or
+ * "<name> must be at most <max_years> years", the detail naming iv.
+ */
+extern TimestampTz OeIntervalExpiry(const Interval *iv, const char *name,
+									int max_years);
+
+/* iv has no negative field: 22023 "<name> must not be negative" */
+extern void OeIntervalCheckNotNegative(const Interval *iv, const char *name);
 
 #endif							/* ORDER_ENGINE_INTERVAL_CHECK_H */

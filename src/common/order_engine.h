@@ -29,6 +29,18 @@
 /* a failing job waits 1 s, 2 s, 4 s ... at most this long before a retry */
 #define OE_JOB_MAX_BACKOFF_MS	60000
 
+/*
+ * The lines of one order, the one place both limits live.  They are two
+ * public contracts, each documented and tested: place_order takes at most
+ * OE_MAX_ORDER_LINES lines (README), reserve at most OE_MAX_RESERVE_LINES
+ * (docs/stock.md).  place_order holds its lines through OeStockReserve,
+ * so every order it accepts must fit the stock API's limit.
+ */
+#define OE_MAX_ORDER_LINES		100
+#define OE_MAX_RESERVE_LINES	1000
+StaticAssertDecl(OE_MAX_ORDER_LINES <= OE_MAX_RESERVE_LINES,
+				 "place_order's lines must fit one reserve");
+
 /* the GUC variables; the shared-memory check */
 #include "common/guc.h"
 #include "common/preload.h"

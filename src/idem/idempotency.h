@@ -18,18 +18,9 @@
 #define OE_IDEM_MAX_SCOPE_LEN	64
 #define OE_IDEM_MAX_KEY_LEN		255
 
-/*
- * Field 4 of the advisory lock tag idem_begin takes per (scope, key).  The
- * SQL-level advisory lock functions use 1 and 2, so ours never collide
- * with an application's advisory locks; pg_locks shows it as objsubid.
- */
-#define OE_IDEM_LOCK_FIELD4		0x4F45
 
 /* longest ttl of an idempotency key or checkout token */
 #define OE_MAX_TTL_YEARS		100
-
-/* idempotency.c: now() + ttl, or 22023 when not in (0, 100 years] */
-extern TimestampTz OeExpiryFromTtl(Interval *ttl);
 
 /* SHA-256, base64url */
 #include "common/digest.h"

@@ -20,6 +20,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 
+#include "common/args.h"
 #include "idem/idempotency.h"
 #include "common/order_engine.h"
 #include "common/internal_sql.h"
@@ -100,21 +101,17 @@ OeReapExpiredKeys(int32 max_rows)
 
 /*
  * reap_expired_keys(max_rows integer DEFAULT 1000) RETURNS integer
+ *
+ * Not STRICT in SQL (order_engine--0.3--0.4.sql), so a null max_rows is
+ * the 22004 error here rather than a silent null result.
  */
 Datum
 oe_reap_expired_keys(PG_FUNCTION_ARGS)
 {
 	int32		max_rows;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("max_rows must not be null")));
+	CheckNotNull(fcinfo, 0, "max_rows");
 	max_rows = PG_GETARG_INT32(0);
-	if (max_rows < 1 || max_rows > OE_REAP_MAX_ROWS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_rows must be between 1 and %d", OE_REAP_MAX_ROWS),
-				 errdetail("It was %d.", max_rows)));
+	CheckMaxRows(max_rows, OE_REAP_MAX_ROWS);
 	PG_RETURN_INT32((int32) OeReapExpiredKeys(max_rows));
 }

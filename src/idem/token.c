@@ -30,6 +30,7 @@
 #include "idem/idempotency.h"
 #include "common/order_engine.h"
 #include "common/internal_sql.h"
+#include "common/interval_check.h"
 
 PG_FUNCTION_INFO_V1(oe_issue_token);
 PG_FUNCTION_INFO_V1(oe_consume_token);
@@ -54,7 +55,7 @@ oe_issue_token(PG_FUNCTION_ARGS)
 	CheckNotNull(fcinfo, 0, "buyer_id");
 	CheckNotNull(fcinfo, 1, "ttl");
 	ttl = PG_GETARG_INTERVAL_P(1);
-	expires = OeExpiryFromTtl(ttl);
+	expires = OeIntervalExpiry(ttl, "ttl", OE_MAX_TTL_YEARS);
 
 	token = OeNewSecretToken("checkout token", &hash);
 	args[0] = PointerGetDatum(hash);

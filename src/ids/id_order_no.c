@@ -18,6 +18,7 @@
 #include "common/pg_prng.h"
 #include "fmgr.h"
 
+#include "common/args.h"
 #include "common/errors.h"
 #include "ids/ids.h"
 
@@ -62,10 +63,7 @@ PG_FUNCTION_INFO_V1(oe_next_order_no);
 Datum
 oe_next_order_no(PG_FUNCTION_ARGS)
 {
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("buyer_id must not be null")));
+	CheckNotNull(fcinfo, 0, "buyer_id");
 	PG_RETURN_INT64(OeNextOrderNo(PG_GETARG_INT64(0)));
 }
 
@@ -73,9 +71,6 @@ PG_FUNCTION_INFO_V1(oe_shard_of);
 Datum
 oe_shard_of(PG_FUNCTION_ARGS)
 {
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("order_no must not be null")));
+	CheckNotNull(fcinfo, 0, "order_no");
 	PG_RETURN_INT32(OeShardOf(PG_GETARG_INT64(0)));
 }

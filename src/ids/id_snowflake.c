@@ -51,14 +51,11 @@
 #include "utils/timestamp.h"
 
 #include "common/errors.h"
+#include "common/lock_tags.h"
 #include "ids/ids.h"
 
 #define OE_SNOWFLAKE_SEQ_NAME	"snowflake_hwm"
 #define OE_SNOWFLAKE_HWM_TMP	OE_SNOWFLAKE_HWM_FILE ".tmp"
-
-/* the server-wide renewal lock: advisory tag (database 0, 'oe', 1) */
-#define OE_SNOWFLAKE_LOCK_KEY1	0x6f65
-#define OE_SNOWFLAKE_LOCK_KEY2	1
 
 typedef struct OeSnowflakeShared
 {
@@ -226,8 +223,7 @@ oe_snowflake_renew(int64 need_ms)
 	LOCKTAG		tag;
 	volatile int64 renewed = -1;
 
-	SET_LOCKTAG_ADVISORY(tag, InvalidOid, OE_SNOWFLAKE_LOCK_KEY1,
-						 OE_SNOWFLAKE_LOCK_KEY2, 2);
+	OeLockTagSnowflake(&tag);
 	(void) LockAcquire(&tag, ExclusiveLock, true, false);
 	PG_TRY();
 	{

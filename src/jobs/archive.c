@@ -25,9 +25,11 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "common/args.h"
 #include "jobs/archive.h"
 #include "jobs/jobs.h"
 #include "common/internal_sql.h"
+#include "common/interval_check.h"
 
 static OeQuery select_finished = {
 	"SELECT o.order_no FROM order_engine.orders o"
@@ -114,13 +116,11 @@ PG_FUNCTION_INFO_V1(oe_archive_orders);
 Datum
 oe_archive_orders(PG_FUNCTION_ARGS)
 {
+	/* STRICT in SQL (order_engine--0.4--0.5.sql): no argument is null */
 	Interval   *older_than = PG_GETARG_INTERVAL_P(0);
 	int32		max_rows = PG_GETARG_INT32(1);
 
-	OeJobCheckMaxRows(max_rows);
-	if (older_than->time < 0 || older_than->day < 0 || older_than->month < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("older_than must not be negative")));
+	CheckMaxRows(max_rows, OE_MAX_ROWS_UNBOUNDED);
+	OeIntervalCheckNotNegative(older_than, "older_than");
 	PG_RETURN_INT32((int32) OeArchiveOrders(older_than, max_rows));
 }

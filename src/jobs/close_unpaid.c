@@ -16,6 +16,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 
+#include "common/args.h"
 #include "common/internal_sql.h"
 #include "jobs/jobs.h"
 #include "orders/orders.h"
@@ -62,8 +63,9 @@ PG_FUNCTION_INFO_V1(oe_close_unpaid);
 Datum
 oe_close_unpaid(PG_FUNCTION_ARGS)
 {
+	/* STRICT in SQL (order_engine--0.4--0.5.sql): no argument is null */
 	int32		max_rows = PG_GETARG_INT32(0);
 
-	OeJobCheckMaxRows(max_rows);
+	CheckMaxRows(max_rows, OE_MAX_ROWS_UNBOUNDED);
 	PG_RETURN_INT32((int32) OeCloseUnpaid(max_rows));
 }

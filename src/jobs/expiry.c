@@ -22,6 +22,7 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
+#include "common/args.h"
 #include "jobs/jobs.h"
 #include "common/internal_sql.h"
 #include "stock/stock.h"
@@ -35,9 +36,7 @@ static OeQuery select_due_orders = {
 	"     AND NOT EXISTS (SELECT FROM order_engine.orders o"
 	"                      WHERE o.order_no OPERATOR(pg_catalog.=) h.order_no"
 	"                        AND o.status OPERATOR(pg_catalog.=) 'pending_payment'"
-	"                        AND NOT EXISTS (SELECT FROM order_engine.quarantine c"
-	"                                         WHERE c.job OPERATOR(pg_catalog.=) 'close_unpaid'"
-	"                                           AND c.item OPERATOR(pg_catalog.=) o.order_no))"
+	OE_NOT_QUARANTINED("close_unpaid", "o.order_no") ")"
 	"   ORDER BY h.expires_at LIMIT $1 FOR UPDATE OF h SKIP LOCKED) h",
 	1, {INT4OID}
 };
@@ -90,8 +89,9 @@ PG_FUNCTION_INFO_V1(oe_release_expired);
 Datum
 oe_release_expired(PG_FUNCTION_ARGS)
 {
+	/* STRICT in SQL (order_engine--0.4--0.5.sql): no argument is null */
 	int32		max_rows = PG_GETARG_INT32(0);
 
-	OeJobCheckMaxRows(max_rows);
+	CheckMaxRows(max_rows, OE_MAX_ROWS_UNBOUNDED);
 	PG_RETURN_INT32((int32) OeReleaseExpired(max_rows));
 }

@@ -50,16 +50,6 @@ OeJobName(OeJobId job)
 	return job_names[job];
 }
 
-/* the max_rows argument of a job's SQL function (22023 below 1) */
-void
-OeJobCheckMaxRows(int32 max_rows)
-{
-	if (max_rows < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_rows must be at least 1")));
-}
-
 /*
  * Errors that say nothing about the row: retry the whole batch later.
  */

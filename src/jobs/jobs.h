@@ -72,9 +72,6 @@ extern const OeJob OeJobTable[OE_NUM_JOBS];
 
 extern const char *OeJobName(OeJobId job);
 
-/* the max_rows argument of a job's SQL function: at least 1 (22023) */
-extern void OeJobCheckMaxRows(int32 max_rows);
-
 /* lock the stock buckets of these orders' held holds in reserve's order */
 extern void OeJobLockStock(const int64 *orders, int norders);
 

@@ -12,7 +12,7 @@
 #include "postgres.h"
 
 /* most lines one order may have (22023 beyond) */
-#define OE_MAX_ORDER_LINES		100
+#include "common/order_engine.h"	/* OE_MAX_ORDER_LINES */
 /* longest payment window place_order accepts */
 #define OE_MAX_PAY_WITHIN_USECS	(INT64CONST(7) * USECS_PER_DAY)
 /* longest payment_ref, refund_ref, logistics_no, reason */

@@ -21,22 +21,13 @@
 #include "executor/spi.h"
 
 #include "common/internal_sql.h"
-
-/* most lines one reserve may hold */
-#define OE_STOCK_MAX_LINES			1000
+#include "common/order_engine.h"	/* OE_MAX_RESERVE_LINES */
 
 /* most bucket rows one SKU may be spread over */
 #define OE_STOCK_MAX_BUCKETS		1024
 
 /* longest hold: 7 days (a month in a ttl counts as 30 days) */
 #define OE_STOCK_MAX_TTL_USECS		(INT64CONST(7) * USECS_PER_DAY)
-
-/*
- * field4 of the advisory lock tag that serialises calls on one order
- * number; 1 and 2 are what pg_advisory_lock uses, so ours never collide
- * with the application's advisory locks.  Shows in pg_locks as objsubid.
- */
-#define OE_ORDER_LOCK_CLASS			0x4F45
 
 /* stock.c: holds */
 extern bool OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,

@@ -57,7 +57,7 @@ int64_cmp(const void *a, const void *b)
 }
 
 /*
- * The lines of an order: 1 .. OE_STOCK_MAX_LINES of them, positive SKU ids
+ * The lines of an order: 1 .. OE_MAX_RESERVE_LINES of them, positive SKU ids
  * and quantities, no SKU twice (refused rather than merged, so that a
  * caller's bug never silently changes the quantity held).
  */
@@ -71,10 +71,10 @@ OeStockCheckLines(int nlines, const int64 *sku_ids, const int64 *qtys)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("an order needs at least one line")));
-	if (nlines > OE_STOCK_MAX_LINES)
+	if (nlines > OE_MAX_RESERVE_LINES)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("an order may have at most %d lines", OE_STOCK_MAX_LINES),
+				 errmsg("an order may have at most %d lines", OE_MAX_RESERVE_LINES),
 				 errdetail("The order has %d lines.", nlines)));
 	for (i = 0; i < nlines; i++)
 	{

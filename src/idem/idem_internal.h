@@ -1,0 +1,71 @@
+/*-------------------------------------------------------------------------
+ *
+ * idem_internal.h
+ *	  What the files of the idempotency keys share: the statements on
+ *	  order_engine.idempotency_keys, the session's claim owner and the
+ *	  check of a scope or key argument.
+ *
+ *	  idempotency.c		the statements (for the installed schema) and
+ *						the claim owner
+ *	  idem_begin.c		idem_begin
+ *	  idem_finish.c		idem_finish and idem_abort
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDER_ENGINE_IDEM_INTERNAL_H
+#define ORDER_ENGINE_IDEM_INTERNAL_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+
+#include "common/args.h"
+
+/* the kept statements on the key table; see idempotency.c for each */
+typedef struct OeIdemPlans
+{
+	bool		with_claim;		/* the table has claim_hash (0.6 on) */
+	SPIPlanPtr	claim;			/* read the key, insert it if unseen */
+	SPIPlanPtr	read_locked;	/* the row, FOR UPDATE SKIP LOCKED */
+	SPIPlanPtr	reset;			/* an expired key starts afresh */
+	SPIPlanPtr	takeover;		/* a stale claim changes hands */
+	SPIPlanPtr	finish;			/* in_progress -> completed, by its claim */
+	SPIPlanPtr	abort_key;		/* delete the key, by its claim */
+	SPIPlanPtr	diagnose;		/* state and claim_pid, for the errors */
+} OeIdemPlans;
+
+/*
+ * idempotency.c: the statements, prepared for the table as it is now
+ * installed (with or without claim_hash).  Caller is connected to SPI.
+ */
+extern const OeIdemPlans *OeIdemPlansGet(void);
+
+/* idempotency.c: the id this session's claims carry */
+extern int64 OeIdemClaimOwner(void);
+
+/*
+ * scope and key: not null, not empty, at most maxlen bytes.
+ */
+static inline text *
+CheckIdemText(FunctionCallInfo fcinfo, int argno, const char *what, int maxlen)
+{
+	text	   *t;
+	int			len;
+
+	CheckNotNull(fcinfo, argno, what);
+	t = PG_GETARG_TEXT_PP(argno);
+	len = VARSIZE_ANY_EXHDR(t);
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what)));
+	if (len > maxlen)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is too long", what),
+				 errdetail("It is %d bytes long; the limit is %d bytes.", len, maxlen)));
+	return t;
+}
+
+#endif							/* ORDER_ENGINE_IDEM_INTERNAL_H */

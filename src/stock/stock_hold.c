@@ -1,0 +1,336 @@
+/*-------------------------------------------------------------------------
+ *
+ * stock_hold.c
+ *	  The end of a hold: confirm (held -> sold), release (held ->
+ *	  available), the release of one hold and of a batch of expired ones
+ *	  (the worker's), and the order-number lock every call on an order's
+ *	  holds takes first.
+ *
+ * A hold row says which bucket rows its units sit in (buckets,
+ * bucket_qtys); confirm and release return them to the same rows, in the
+ * lock order of stock.c: the order (advisory lock), then per SKU in
+ * ascending sku_id the buyer's tally, then bucket rows in ascending bucket.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "storage/lock.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "common/errors.h"
+#include "common/internal_sql.h"
+#include "common/lock_tags.h"
+#include "stock/stock.h"
+#include "stock/stock_internal.h"
+
+#define HOLD_COLUMNS "order_no, sku_id, qty, state, expires_at, buyer_id, buckets, bucket_qtys"
+
+static SPIPlanPtr plan_order_holds;
+static const char sql_order_holds[] =
+"SELECT " HOLD_COLUMNS " FROM order_engine.stock_hold"
+" WHERE order_no OPERATOR(pg_catalog.=) $1 ORDER BY sku_id FOR UPDATE";
+
+static SPIPlanPtr plan_hold_lock;
+static const char sql_hold_lock[] =
+"SELECT " HOLD_COLUMNS " FROM order_engine.stock_hold"
+" WHERE order_no OPERATOR(pg_catalog.=) $1 AND sku_id OPERATOR(pg_catalog.=) $2 FOR UPDATE";
+
+static SPIPlanPtr plan_expired;
+static const char sql_expired[] =
+"SELECT " HOLD_COLUMNS " FROM order_engine.stock_hold"
+" WHERE state OPERATOR(pg_catalog.=) 'held' AND expires_at OPERATOR(pg_catalog.<=) $1"
+" ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED";
+
+static SPIPlanPtr plan_transition;
+static const char sql_transition[] =
+"WITH h AS (UPDATE order_engine.stock_hold SET state = $3, updated_at = pg_catalog.now()"
+"   WHERE order_no OPERATOR(pg_catalog.=) $1 AND sku_id OPERATOR(pg_catalog.=) $2"
+"     AND state OPERATOR(pg_catalog.=) 'held' RETURNING 1)"
+" INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold, order_no)"
+" SELECT $2, $4, $5, $6, $7, $1 FROM h";
+
+/*
+ * Serialise reserve/confirm/release of one order number for the rest of
+ * the transaction, so a repeat never races its original.  The tag is the
+ * order-number space of common/lock_tags.h.
+ */
+void
+OeStockLockOrder(int64 order_no)
+{
+	LOCKTAG		tag;
+
+	OeLockTagOrder(&tag, order_no);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * The same lock, if nobody holds it: close_unpaid takes it before any
+ * stock lock (the order every client takes them in) and leaves an order
+ * whose number is busy to the next batch rather than wait with the
+ * batch's bucket locks held.
+ */
+bool
+OeStockTryLockOrder(int64 order_no)
+{
+	LOCKTAG		tag;
+
+	OeLockTagOrder(&tag, order_no);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* copy the hold rows of the last SPI result out (the next call frees it) */
+static StockHold *
+holds_from_result(int *n)
+{
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	StockHold  *holds;
+	uint64		i;
+
+	*n = (int) SPI_processed;
+	holds = palloc0(sizeof(StockHold) * Max(*n, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		StockHold  *h = &holds[i];
+		ArrayType  *ab = DatumGetArrayTypeP(StockCol(tup, desc, 7));
+		ArrayType  *aq = DatumGetArrayTypeP(StockCol(tup, desc, 8));
+		Datum	   *db,
+				   *dq;
+		int			nb,
+					nq,
+					k;
+
+		h->order_no = DatumGetInt64(StockCol(tup, desc, 1));
+		h->sku_id = DatumGetInt64(StockCol(tup, desc, 2));
+		h->qty = DatumGetInt64(StockCol(tup, desc, 3));
+		h->state = TextDatumGetCString(StockCol(tup, desc, 4));
+		h->expires_at = DatumGetTimestampTz(StockCol(tup, desc, 5));
+		h->has_buyer = !StockColIsNull(tup, desc, 6);
+		h->buyer_id = h->has_buyer ? DatumGetInt64(StockCol(tup, desc, 6)) : 0;
+		deconstruct_array(ab, INT4OID, sizeof(int32), true, TYPALIGN_INT,
+						  &db, NULL, &nb);
+		deconstruct_array(aq, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+						  TYPALIGN_DOUBLE, &dq, NULL, &nq);
+		if (nb != nq || nb < 1)
+			elog(ERROR, "order_engine: hold of order " INT64_FORMAT " has malformed bucket parts",
+				 h->order_no);
+		h->nparts = nb;
+		h->parts = palloc(sizeof(StockPart) * nb);
+		for (k = 0; k < nb; k++)
+		{
+			h->parts[k].bucket = DatumGetInt32(db[k]);
+			h->parts[k].qty = DatumGetInt64(dq[k]);
+		}
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return holds;
+}
+
+/*
+ * Move a held hold (locked by the caller) to confirmed or released: the
+ * tally (release only), the bucket rows it points at, the hold row and
+ * the journal.
+ */
+static void
+finish_hold(const StockHold *h, bool confirm)
+{
+	static const Oid types[] = {INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID};
+	Datum		v[7];
+	int			k;
+
+	if (!confirm && h->has_buyer)
+		OeStockTallySub(h->sku_id, h->buyer_id, h->qty);
+	for (k = 0; k < h->nparts; k++)
+	{
+		if (confirm)
+			OeStockMoveBucket(h->sku_id, h->parts[k].bucket, 0, -h->parts[k].qty, h->parts[k].qty);
+		else
+			OeStockMoveBucket(h->sku_id, h->parts[k].bucket, h->parts[k].qty, -h->parts[k].qty, 0);
+	}
+	v[0] = Int64GetDatum(h->order_no);
+	v[1] = Int64GetDatum(h->sku_id);
+	v[2] = CStringGetTextDatum(confirm ? "confirmed" : "released");
+	v[3] = CStringGetTextDatum(confirm ? "confirm" : "release");
+	v[4] = Int64GetDatum(confirm ? 0 : h->qty);
+	v[5] = Int64GetDatum(-h->qty);
+	v[6] = Int64GetDatum(confirm ? h->qty : 0);
+	OeExecPlan(OeCachedPlan(&plan_transition, sql_transition, 7, types), v, NULL, false, 0);
+	if (SPI_processed != 1)
+		elog(ERROR, "order_engine: hold of order " INT64_FORMAT " on SKU " INT64_FORMAT " changed under its lock",
+			 h->order_no, h->sku_id);
+}
+
+static int
+hold_cmp(const void *a, const void *b)
+{
+	const StockHold *x = a;
+	const StockHold *y = b;
+
+	if (x->sku_id != y->sku_id)
+		return (x->sku_id > y->sku_id) - (x->sku_id < y->sku_id);
+	return (x->order_no > y->order_no) - (x->order_no < y->order_no);
+}
+
+/*
+ * The order's lock, then its hold rows locked in sku_id order (the order
+ * every stock call locks in).  Caller is connected to SPI.
+ */
+static StockHold *
+lock_order_holds(int64 order_no, int *n)
+{
+	static const Oid types[] = {INT8OID};
+	Datum		v[1];
+
+	OeStockLockOrder(order_no);
+	v[0] = Int64GetDatum(order_no);
+	OeExecPlan(OeCachedPlan(&plan_order_holds, sql_order_holds, 1, types), v, NULL, false, 0);
+	return holds_from_result(n);
+}
+
+/* confirm or release every hold that is still held; returns how many */
+static int32
+finish_held(const StockHold *holds, int n, bool confirm)
+{
+	int32		count = 0;
+
+	for (int i = 0; i < n; i++)
+		if (strcmp(holds[i].state, "held") == 0)
+		{
+			finish_hold(&holds[i], confirm);
+			count++;
+		}
+	return count;
+}
+
+/*
+ * Held lines of an order → sold.  Returns how many this call confirmed.
+ * An unknown order is ORDER_NOT_FOUND; a released or expired line is
+ * HOLD_STATE_CONFLICT and nothing changes.
+ */
+int32
+OeStockConfirm(int64 order_no)
+{
+	return OeStockConfirmAt(order_no, GetCurrentTimestamp());
+}
+
+/* the same, a hold counting as expired at or before now (pay_order's clock) */
+int32
+OeStockConfirmAt(int64 order_no, TimestampTz now)
+{
+	StockHold  *holds;
+	int			n,
+				i;
+	int32		count;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "order_engine: SPI_connect failed");
+	holds = lock_order_holds(order_no, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OE_ORDER_NOT_FOUND),
+				 errmsg("order " INT64_FORMAT " holds no stock", order_no),
+				 errhint("Reserve the order's stock before confirming it.")));
+	for (i = 0; i < n; i++)
+	{
+		if (strcmp(holds[i].state, "released") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OE_HOLD_STATE_CONFLICT),
+					 errmsg("cannot confirm order " INT64_FORMAT ": its hold on SKU " INT64_FORMAT " was released",
+							order_no, holds[i].sku_id),
+					 errdetail("A released hold has given its stock back; it cannot become a sale.")));
+		if (strcmp(holds[i].state, "held") == 0 && holds[i].expires_at <= now)
+			ereport(ERROR,
+					(errcode(ERRCODE_OE_HOLD_STATE_CONFLICT),
+					 errmsg("cannot confirm order " INT64_FORMAT ": its hold on SKU " INT64_FORMAT " has expired",
+							order_no, holds[i].sku_id),
+					 errdetail("The hold expired at %s.", timestamptz_to_str(holds[i].expires_at))));
+	}
+	count = finish_held(holds, n, true);
+	SPI_finish();
+	return count;
+}
+
+/*
+ * Held lines of an order → available.  Returns how many this call
+ * released (0 when nothing is held, also for an unknown order).  A
+ * confirmed line is HOLD_STATE_CONFLICT: a sale is not undone here.
+ */
+int32
+OeStockRelease(int64 order_no)
+{
+	StockHold  *holds;
+	int			n,
+				i;
+	int32		count;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "order_engine: SPI_connect failed");
+	holds = lock_order_holds(order_no, &n);
+	for (i = 0; i < n; i++)
+		if (strcmp(holds[i].state, "confirmed") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OE_HOLD_STATE_CONFLICT),
+					 errmsg("cannot release order " INT64_FORMAT ": its hold on SKU " INT64_FORMAT " is confirmed",
+							order_no, holds[i].sku_id),
+					 errdetail("A confirmed hold is a sale; release does not undo sales.")));
+	count = finish_held(holds, n, false);
+	SPI_finish();
+	return count;
+}
+
+/*
+ * Release one hold if it is still held (waiting for its row lock).  The
+ * primitive a sweeper uses; false when the hold is missing or not held.
+ */
+bool
+OeStockReleaseHold(int64 order_no, int64 sku_id)
+{
+	static const Oid types[] = {INT8OID, INT8OID};
+	Datum		v[2];
+	StockHold  *holds;
+	int			n;
+	bool		released;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "order_engine: SPI_connect failed");
+	v[0] = Int64GetDatum(order_no);
+	v[1] = Int64GetDatum(sku_id);
+	OeExecPlan(OeCachedPlan(&plan_hold_lock, sql_hold_lock, 2, types), v, NULL, false, 0);
+	holds = holds_from_result(&n);	/* 0 or 1: (order_no, sku_id) is the key */
+	released = finish_held(holds, n, false) > 0;
+	SPI_finish();
+	return released;
+}
+
+/*
+ * Release up to max_rows held holds that expired at or before now, oldest
+ * first.  Holds locked by someone else (a confirm in flight) are skipped,
+ * not waited for; the batch is released in sku_id order, the order every
+ * other stock call locks in.  Returns how many were released.
+ */
+int32
+OeStockReleaseExpiredHolds(TimestampTz now, int32 max_rows)
+{
+	static const Oid types[] = {TIMESTAMPTZOID, INT4OID};
+	Datum		v[2];
+	StockHold  *holds;
+	int			n,
+				i;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "order_engine: SPI_connect failed");
+	v[0] = TimestampTzGetDatum(now);
+	v[1] = Int32GetDatum(max_rows);
+	OeExecPlan(OeCachedPlan(&plan_expired, sql_expired, 2, types), v, NULL, false, 0);
+	holds = holds_from_result(&n);
+	qsort(holds, n, sizeof(StockHold), hold_cmp);
+	for (i = 0; i < n; i++)
+		finish_hold(&holds[i], false);
+	SPI_finish();
+	return n;
+}
