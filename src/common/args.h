@@ -22,6 +22,20 @@ CheckNotNull(FunctionCallInfo fcinfo, int argno, const char *name)
 				 errmsg("%s must not be null", name)));
 }
 
+/*
+ * A buyer, seller or order id that must not be negative (22023, with the
+ * value): what next_order_no, shard_of, place_order and quote take.
+ */
+static inline void
+CheckNotNegative(int64 value, const char *name)
+{
+	if (value < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", name),
+				 errdetail("%s was " INT64_FORMAT ".", name, value)));
+}
+
 /* CheckMaxRows without a ceiling */
 #define OE_MAX_ROWS_UNBOUNDED	0
 

@@ -22,23 +22,13 @@
 #include "common/errors.h"
 #include "ids/ids.h"
 
-static inline void
-oe_check_nonnegative(int64 value, const char *what)
-{
-	if (value < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be negative", what),
-				 errdetail("%s was " INT64_FORMAT ".", what, value)));
-}
-
 int64
 OeNextOrderNo(int64 buyer_id)
 {
 	int64		gap = 1;
 	int64		id;
 
-	oe_check_nonnegative(buyer_id, "buyer_id");
+	CheckNotNegative(buyer_id, "buyer_id");
 	if (OeOrderNoMaxGap > 1)
 		gap = (int64) pg_prng_uint64_range(&pg_global_prng_state, 1,
 										   (uint64) OeOrderNoMaxGap);
@@ -55,7 +45,7 @@ OeNextOrderNo(int64 buyer_id)
 int32
 OeShardOf(int64 order_no)
 {
-	oe_check_nonnegative(order_no, "order_no");
+	CheckNotNegative(order_no, "order_no");
 	return (int32) (order_no % OE_SHARD_GENE_BASE);
 }
 

@@ -113,17 +113,6 @@ OeOrderPriceArray(const Datum *values, int n)
 	return construct_array((Datum *) values, n, NUMERICOID, -1, false, TYPALIGN_INT);
 }
 
-/* buyer and seller ids are what next_order_no takes: not negative */
-void
-OeOrderCheckNotNegative(int64 value, const char *name)
-{
-	if (value < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be negative", name),
-				 errdetail("%s was " INT64_FORMAT ".", name, value)));
-}
-
 /* price has at most order_engine.currency_scale decimal places */
 static bool
 price_is_payable(Datum price)

@@ -39,7 +39,5 @@ extern void OeOrderSnapshotPrices(const OeLines *lines, Datum *prices);
 /* a numeric[] of n prices */
 extern ArrayType *OeOrderPriceArray(const Datum *prices, int n);
 
-/* buyer and seller ids are what next_order_no takes: not negative (22023) */
-extern void OeOrderCheckNotNegative(int64 value, const char *name);
 
 #endif							/* ORDER_ENGINE_ORDER_LINES_H */

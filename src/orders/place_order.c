@@ -283,8 +283,8 @@ place_order(FunctionCallInfo fcinfo)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("order_no must be positive")));
-	OeOrderCheckNotNegative(buyer_id, "buyer_id");
-	OeOrderCheckNotNegative(seller_id, "seller_id");
+	CheckNotNegative(buyer_id, "buyer_id");
+	CheckNotNegative(seller_id, "seller_id");
 	/* one conversion for the deadline and the holds (interval_check.h) */
 	pay_within_usecs = OeIntervalUsecs(PG_GETARG_INTERVAL_P(4), "pay_within",
 									   OE_MAX_PAY_WITHIN_USECS, "7 days");

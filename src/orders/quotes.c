@@ -23,6 +23,7 @@
 
 #include "common/args.h"
 #include "common/internal_sql.h"
+#include "common/interval_check.h"
 #include "idem/idempotency.h"
 #include "orders/order_lines.h"
 
@@ -39,10 +40,10 @@ quote(FunctionCallInfo fcinfo)
 	CheckNotNull(fcinfo, 1, "lines");
 	CheckNotNull(fcinfo, 2, "ttl");
 	buyer_id = PG_GETARG_INT64(0);
-	OeOrderCheckNotNegative(buyer_id, "buyer_id");
+	CheckNotNegative(buyer_id, "buyer_id");
 	OeOrderParseLines(PG_GETARG_JSONB_P(1), &lines);
 	/* the ttl rule of checkout tokens: (0, 100 years] */
-	expires_at = OeExpiryFromTtl(PG_GETARG_INTERVAL_P(2));
+	expires_at = OeIntervalExpiry(PG_GETARG_INTERVAL_P(2), "ttl", OE_MAX_TTL_YEARS);
 
 	SPI_connect();
 	OeOrderSnapshotPrices(&lines, prices);
