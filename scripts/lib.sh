@@ -2,6 +2,10 @@
 # Sourced, not run.
 
 OE_PG_MAJOR=15
+# the previous release, whose library test/t/896_old_library.pl runs next to
+# this tree's SQL: scripts/test.sh builds it from this commit of the history
+OE_PREVIOUS_RELEASE=0.7
+OE_PREVIOUS_RELEASE_COMMIT=443f3c2cf568a45a08e327639f3bc75586cbf095
 # Required: scripts/test.sh fails when one of these cannot be installed.
 OE_PACKAGES="postgresql-$OE_PG_MAJOR postgresql-server-dev-$OE_PG_MAJOR postgresql-$OE_PG_MAJOR-cron postgresql-$OE_PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl cppcheck sqlsmith make gcc"
 # Required too, for suites that are being written (pooler, Python client,

@@ -299,8 +299,33 @@ fi
 [ $rc -ne 0 ] && cat "$WORK/build.log"
 step install $rc $((SECONDS - t0))
 [ $rc -ne 0 ] && finish
+# The previous release's library, for test/t/896_old_library.pl: built from
+# its commit in this clone's history.  A clone without it (shallow) fails
+# this step rather than skip the test.
+if [[ " $SUITES " == *" tap "* ]]; then
+    oe_say "building release $OE_PREVIOUS_RELEASE ($OE_PREVIOUS_RELEASE_COMMIT) from git"
+    t0=$SECONDS
+    PREV=$WORK/previous
+    mkdir -p "$PREV"
+    if git -C "$ROOT" cat-file -e "$OE_PREVIOUS_RELEASE_COMMIT^{commit}" 2>"$WORK/previous.log"; then
+        git -C "$ROOT" archive "$OE_PREVIOUS_RELEASE_COMMIT" | tar -x -C "$PREV" &&
+            chown -R postgres: "$PREV" &&
+            run_limited "$T_BUILD" runuser -u postgres -- env PATH="$PATH" \
+                make -s -C "$PREV" COPT="$OE_WARNINGS" >>"$WORK/previous.log" 2>&1
+        rc=$?
+    else
+        echo "   commit $OE_PREVIOUS_RELEASE_COMMIT is not in the history of $ROOT (a shallow clone?)" \
+            >>"$WORK/previous.log"
+        rc=1
+    fi
+    [ $rc -ne 0 ] && cat "$WORK/previous.log"
+    step previous $rc $((SECONDS - t0))
+    export OE_PREVIOUS_LIB=$PREV/order_engine.so OE_PREVIOUS_RELEASE
+fi
+
 BIN=$INST/usr/lib/postgresql/$OE_PG_MAJOR/bin
 export PATH="$BIN:$PATH"
+
 PGXS_TEST=$INST/usr/lib/postgresql/$OE_PG_MAJOR/lib/pgxs/src/test
 
 step_lint() {
@@ -428,6 +453,7 @@ suite_tap() {
             TESTDIR="$dir" PG_REGRESS="$PGXS_TEST/regress/pg_regress" \
             PERL5LIB="$PGXS_TEST/perl:$SRC/test/perl" OE_TEST_CONF="$SRC/test/postgresql.conf" \
             ${OE_SQLSMITH_QUERIES:+OE_SQLSMITH_QUERIES=$OE_SQLSMITH_QUERIES} \
+            ${OE_PREVIOUS_LIB:+OE_PREVIOUS_LIB=$OE_PREVIOUS_LIB OE_PREVIOUS_RELEASE=$OE_PREVIOUS_RELEASE} \
             perl "$f") >"$base.out" 2>"$base.err" </dev/null
         rc=$?
         case $rc in 124|137) echo "   TIMEOUT: $f killed, tap ran out of its ${S_LIMIT}s"; stop_servers_under "$dir" ;; esac

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * digest.c
- *	  SHA-256 and base64url helpers for idempotency fingerprints and
- *	  checkout tokens.
+ *	  SHA-256 and base64url helpers for idempotency fingerprints, and the
+ *	  secret tokens (checkout tokens, claim tokens, quotes).
  *
  * PostgreSQL's cryptohash API does the hashing (OpenSSL when the server
  * was built with it); the base64url encoder is ours because the server's
@@ -83,4 +83,24 @@ OeBase64UrlEncode(const uint8 *data, size_t len)
 	}
 	*p = '\0';
 	return out;
+}
+
+/*
+ * 256 random bits make a salt and a slow hash unnecessary: the stored
+ * SHA-256 cannot be turned back into a usable token.
+ */
+char *
+OeNewSecretToken(const char *what, bytea **hash)
+{
+	uint8		raw[OE_TOKEN_RANDOM_BYTES];
+	char	   *token;
+
+	if (!pg_strong_random(raw, sizeof(raw)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random %s", what)));
+	token = OeBase64UrlEncode(raw, sizeof(raw));
+	Assert(strlen(token) == OE_TOKEN_TEXT_LEN);
+	*hash = OeSha256Bytea(token, OE_TOKEN_TEXT_LEN);
+	return token;
 }

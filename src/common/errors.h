@@ -35,6 +35,9 @@
  *	OE021  ERRCODE_OE_PAYMENT_NOT_REFUNDABLE	refund_payment of a payment nobody owes back
  *	OE022  ERRCODE_OE_PAYMENT_NOT_FOUND			refund_payment of an unknown payment_ref
  *	OE023  ERRCODE_OE_SHARD_GENE_MISMATCH		place_order number without the buyer's gene
+ *	OE024  ERRCODE_OE_QUOTE_NOT_FOUND			place_order with an unknown, used or other buyer's quote
+ *	OE025  ERRCODE_OE_QUOTE_EXPIRED				place_order with a quote past its ttl
+ *	OE026  ERRCODE_OE_QUOTE_MISMATCH			place_order lines that differ from the quote's
  *
  *-------------------------------------------------------------------------
  */
@@ -68,5 +71,8 @@
 #define ERRCODE_OE_PAYMENT_NOT_REFUNDABLE	OE_SQLSTATE('2', '1')
 #define ERRCODE_OE_PAYMENT_NOT_FOUND		OE_SQLSTATE('2', '2')
 #define ERRCODE_OE_SHARD_GENE_MISMATCH		OE_SQLSTATE('2', '3')
+#define ERRCODE_OE_QUOTE_NOT_FOUND			OE_SQLSTATE('2', '4')
+#define ERRCODE_OE_QUOTE_EXPIRED			OE_SQLSTATE('2', '5')
+#define ERRCODE_OE_QUOTE_MISMATCH			OE_SQLSTATE('2', '6')
 
 #endif							/* ORDER_ENGINE_ERRORS_H */

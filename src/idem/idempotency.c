@@ -367,22 +367,6 @@ classify_row(bytea *fingerprint, text *scope, text *key, Datum *response,
 	return IDEM_IN_PROGRESS;
 }
 
-/* a new claim token, and its hash for the table */
-static char *
-new_claim_token(bytea **hash)
-{
-	uint8		raw[OE_TOKEN_RANDOM_BYTES];
-	char	   *token;
-
-	if (!pg_strong_random(raw, sizeof(raw)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random claim token")));
-	token = OeBase64UrlEncode(raw, sizeof(raw));
-	*hash = OeSha256Bytea(token, strlen(token));
-	return token;
-}
-
 /*
  * idem_begin(scope text, key text, request jsonb, ttl interval)
  *		RETURNS TABLE(state text, response jsonb, claim text)
@@ -433,7 +417,7 @@ idem_begin(FunctionCallInfo fcinfo)
 		Datum		args[7];
 		bool		isnull;
 
-		claim_token = new_claim_token(&claim_hash);
+		claim_token = OeNewSecretToken("claim token", &claim_hash);
 		SPI_connect();
 		prepare_plans();
 

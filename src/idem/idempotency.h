@@ -18,10 +18,6 @@
 #define OE_IDEM_MAX_SCOPE_LEN	64
 #define OE_IDEM_MAX_KEY_LEN		255
 
-/* random bytes in a checkout token; its text is base64url, 43 characters */
-#define OE_TOKEN_RANDOM_BYTES	32
-#define OE_TOKEN_TEXT_LEN		43
-
 /*
  * Field 4 of the advisory lock tag idem_begin takes per (scope, key).  The
  * SQL-level advisory lock functions use 1 and 2, so ours never collide
@@ -39,8 +35,29 @@ extern TimestampTz OeExpiryFromTtl(Interval *ttl);
 #include "common/digest.h"
 
 /*
- * reap_keys.c: deletes at most max_rows expired idempotency keys and
- * checkout tokens and returns how many it deleted.  Runs in the caller's
+ * quote_store.c: checkout quotes (order_engine.checkout_quotes), the
+ * lines and unit prices frozen by quote(); see the file for the rules.
+ * All three need the caller's SPI connection.
+ */
+typedef struct OeQuote
+{
+	bytea	   *hash;			/* SHA-256 of the token: the row's key */
+	int			n;
+	int64	   *sku_ids;
+	int64	   *qtys;
+	Datum	   *unit_prices;	/* numeric */
+	TimestampTz expires_at;
+} OeQuote;
+
+extern char *OeQuoteStore(int64 buyer_id, int n, const int64 *sku_ids,
+						  const int64 *qtys, const Datum *unit_prices,
+						  TimestampTz expires_at);
+extern bool OeQuoteLock(text *token, int64 buyer_id, OeQuote *quote);
+extern void OeQuoteConsume(const OeQuote *quote);
+
+/*
+ * reap_keys.c: deletes at most max_rows expired idempotency keys,
+ * checkout tokens and checkout quotes and returns how many it deleted.  Runs in the caller's
  * transaction (it connects to SPI itself), so the worker can call it
  * between StartTransactionCommand and CommitTransactionCommand.
  */

@@ -1,14 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * reap_keys.c
- *	  Removal of expired idempotency keys and checkout tokens:
- *	  OeReapExpiredKeys and its SQL wrapper reap_expired_keys.
+ *	  Removal of expired idempotency keys, checkout tokens and checkout
+ *	  quotes: OeReapExpiredKeys and its SQL wrapper reap_expired_keys.
  *
  * One bounded batch per call, oldest expiry first.  FOR UPDATE SKIP LOCKED
  * lets the reaper pass over a row that a foreground call holds (a key
  * being finished, a token being consumed) instead of waiting for it, and
  * lets two reapers (the worker and an operator) run at once without
- * queueing.  Keys go first and tokens get what is left of max_rows.
+ * queueing.  Keys go first, then tokens, then quotes, each getting what is
+ * left of max_rows.  Before ALTER EXTENSION UPDATE to 0.8 there is no
+ * quote table and quotes are skipped.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,6 +31,7 @@ PG_FUNCTION_INFO_V1(oe_reap_expired_keys);
 
 static SPIPlanPtr plan_reap_keys = NULL;
 static SPIPlanPtr plan_reap_tokens = NULL;
+static SPIPlanPtr plan_reap_quotes = NULL;
 
 /*
  * See idempotency.h.  Needs a transaction and an active snapshot, as any
@@ -73,6 +76,22 @@ OeReapExpiredKeys(int32 max_rows)
 		args[0] = Int32GetDatum(max_rows - (int32) reaped);
 		if (SPI_execute_plan(plan_reap_tokens, args, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not reap checkout tokens");
+		reaped += (int64) SPI_processed;
+	}
+	if (reaped < max_rows && OeTableExists("checkout_quotes"))
+	{
+		/* prepared once the table exists (0.8) */
+		if (plan_reap_quotes == NULL)
+			plan_reap_quotes = OeKeepPlan(
+				"DELETE FROM order_engine.checkout_quotes q USING ("
+				" SELECT quote_hash FROM order_engine.checkout_quotes"
+				" WHERE expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
+				" ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) d"
+				" WHERE q.quote_hash OPERATOR(pg_catalog.=) d.quote_hash",
+				1, types);
+		args[0] = Int32GetDatum(max_rows - (int32) reaped);
+		if (SPI_execute_plan(plan_reap_quotes, args, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not reap checkout quotes");
 		reaped += (int64) SPI_processed;
 	}
 	SPI_finish();

@@ -45,8 +45,8 @@ static SPIPlanPtr plan_consume = NULL;
 Datum
 oe_issue_token(PG_FUNCTION_ARGS)
 {
-	uint8		raw[OE_TOKEN_RANDOM_BYTES];
 	char	   *token;
+	bytea	   *hash;
 	Interval   *ttl;
 	TimestampTz expires;
 	Datum		args[3];
@@ -56,14 +56,8 @@ oe_issue_token(PG_FUNCTION_ARGS)
 	ttl = PG_GETARG_INTERVAL_P(1);
 	expires = OeExpiryFromTtl(ttl);
 
-	if (!pg_strong_random(raw, sizeof(raw)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random checkout token")));
-	token = OeBase64UrlEncode(raw, sizeof(raw));
-	Assert(strlen(token) == OE_TOKEN_TEXT_LEN);
-
-	args[0] = PointerGetDatum(OeSha256Bytea(token, strlen(token)));
+	token = OeNewSecretToken("checkout token", &hash);
+	args[0] = PointerGetDatum(hash);
 	args[1] = PG_GETARG_DATUM(0);
 	args[2] = TimestampTzGetDatum(expires);
 

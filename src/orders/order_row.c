@@ -19,7 +19,15 @@
 #include "common/internal_sql.h"
 #include "orders/order_row.h"
 
+/* the columns of select_order and select_archived_order, in order */
 #define ORDER_ROW_COLUMNS "status, total, pay_deadline, logistics_no"
+enum
+{
+	Anum_order_row_status = 1,
+	Anum_order_row_total,
+	Anum_order_row_pay_deadline,
+	Anum_order_row_logistics_no
+};
 
 static OeQuery select_order = {
 	"SELECT " ORDER_ROW_COLUMNS " FROM order_engine.orders"
@@ -94,10 +102,10 @@ lock_order(int64 order_no)
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	row.found = true;
-	row.status = OeOrderStatusParse(TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull)));
-	row.total = SPI_datumTransfer(SPI_getbinval(tup, desc, 2, &isnull), false, -1);
-	row.pay_deadline = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
-	row.logistics_no = SPI_getvalue(tup, desc, 4);
+	row.status = OeOrderStatusParse(TextDatumGetCString(SPI_getbinval(tup, desc, Anum_order_row_status, &isnull)));
+	row.total = SPI_datumTransfer(SPI_getbinval(tup, desc, Anum_order_row_total, &isnull), false, -1);
+	row.pay_deadline = DatumGetTimestampTz(SPI_getbinval(tup, desc, Anum_order_row_pay_deadline, &isnull));
+	row.logistics_no = SPI_getvalue(tup, desc, Anum_order_row_logistics_no);
 	return row;
 }
 

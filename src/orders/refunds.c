@@ -36,6 +36,12 @@
 #include "orders/orders.h"
 #include "stock/stock.h"
 
+enum
+{
+	Anum_confirmed_sku_id = 1,
+	Anum_confirmed_qty,
+	Anum_confirmed_buyer_id
+};
 static OeQuery select_confirmed_holds = {
 	"SELECT sku_id, qty, buyer_id FROM order_engine.stock_hold"
 	" WHERE order_no OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'confirmed'"
@@ -92,6 +98,13 @@ static OeQuery select_payment_order = {
 	1, {TEXTOID}
 };
 
+enum
+{
+	Anum_locked_payment_order_no = 1,
+	Anum_locked_payment_amount,
+	Anum_locked_payment_refund_state,
+	Anum_locked_payment_refund_ref
+};
 static OeQuery lock_payment = {
 	"SELECT order_no, amount, refund_state, refund_ref FROM order_engine.payments"
 	" WHERE payment_ref OPERATOR(pg_catalog.=) $1 FOR UPDATE",
@@ -146,9 +159,9 @@ OeOrderReturnStock(int64 order_no)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 
-		skus[i] = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		qtys[i] = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		buyers[i] = DatumGetInt64(SPI_getbinval(tup, desc, 3, &nobuyer[i]));
+		skus[i] = DatumGetInt64(SPI_getbinval(tup, desc, Anum_confirmed_sku_id, &isnull));
+		qtys[i] = DatumGetInt64(SPI_getbinval(tup, desc, Anum_confirmed_qty, &isnull));
+		buyers[i] = DatumGetInt64(SPI_getbinval(tup, desc, Anum_confirmed_buyer_id, &nobuyer[i]));
 	}
 
 	for (uint64 i = 0; i < nholds; i++)
@@ -288,19 +301,19 @@ oe_refund_payment(PG_FUNCTION_ARGS)
 	status = OeOrderLockLive(order_no);
 
 	OeQueryRun(&lock_payment, args, NULL, false, 1);
-	amount = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull),
+	amount = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_locked_payment_amount, &isnull),
 							   false, -1);
-	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &state_null);
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_locked_payment_refund_state, &state_null);
 	if (state_null)
 		ereport(ERROR,
 				(errcode(ERRCODE_OE_PAYMENT_NOT_REFUNDABLE),
 				 errmsg("payment \"%s\" is not owed back", payment_ref),
 				 errdetail("It paid order " INT64_FORMAT ", which keeps it.", order_no),
 				 errhint("A paid order that has not shipped is refunded after cancel_order().")));
-	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_locked_payment_refund_state);
 	if (strcmp(state, "refunded") == 0)
 	{
-		char	   *done_ref = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+		char	   *done_ref = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_locked_payment_refund_ref);
 
 		if (done_ref == NULL || strcmp(done_ref, refund_ref) != 0)
 			ereport(ERROR,
@@ -317,7 +330,7 @@ oe_refund_payment(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OE_REFUND_REF_CONFLICT),
 				 errmsg("refund_ref \"%s\" was already used for another refund", refund_ref),
 				 errdetail("It refunded payment %s.",
-						   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))));
+						   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_locked_payment_order_no))));
 	OeQueryRun(&refund_one, args, NULL, false, 0);
 	if (SPI_processed != 1)
 		elog(ERROR, "order_engine: payment \"%s\" changed under its lock", payment_ref);

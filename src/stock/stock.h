@@ -54,6 +54,10 @@ extern bool OeStockTryLockOrder(int64 order_no);
 /* stock_admin.c: ERROR, SKU sku_id does not exist (OE008, with its hint) */
 extern void OeStockSkuNotFound(int64 sku_id) pg_attribute_noreturn();
 
+/* stock_price.c: the unit prices of n SKUs, one probe each (OE008 unknown) */
+extern void OeStockUnitPrices(int n, const int64 *sku_ids, Datum *prices,
+							  bool *has_price);
+
 /* stock_peek.c: the cheap "no" for a one-line reserve of a sold-out SKU */
 extern bool OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty);
 

@@ -14,10 +14,12 @@ our @EXPORT = qw(oe_node wait_for poll_value kill9_all wait_for_log);
 
 # A node with the suite's settings (test/postgresql.conf); extra settings
 # are appended.  The worker serves database "postgres" unless told.
+# install_path runs the node from another installation's binaries.
 sub oe_node
 {
 	my ($name, %opts) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
+	my $node = PostgreSQL::Test::Cluster->new($name,
+		$opts{install_path} ? (install_path => $opts{install_path}) : ());
 	$node->init(%{ $opts{init} // {} });
 	$node->append_conf('postgresql.conf',
 		PostgreSQL::Test::Utils::slurp_file($ENV{OE_TEST_CONF}))

@@ -74,7 +74,7 @@ SELECT is((SELECT held FROM order_engine.stock WHERE sku_id = 4019001), 2::bigin
           'refused calls held no stock');
 
 -- privileges: the app role calls the API, only the admin runs the jobs
-SELECT ok(has_function_privilege('order_engine_app', 'order_engine.place_order(bigint, bigint, bigint, jsonb, interval)', 'EXECUTE'), 'app may place orders');
+SELECT ok(has_function_privilege('order_engine_app', 'order_engine.place_order(bigint, bigint, bigint, jsonb, interval, text)', 'EXECUTE'), 'app may place orders');
 SELECT ok(NOT has_function_privilege('order_engine_app', 'order_engine.close_unpaid(integer)', 'EXECUTE'), 'app may not run close_unpaid');
 SELECT ok(NOT has_table_privilege('order_engine_app', 'order_engine.orders', 'UPDATE'), 'app cannot update orders directly');
 SELECT isnt_definer('order_engine', 'place_order', ARRAY['bigint', 'bigint', 'bigint', 'jsonb', 'interval'], 'place_order becomes the owner in C, not through SECURITY DEFINER');
