@@ -521,8 +521,25 @@ CREATE TABLE @extschema@.checkout_tokens (
 
 CREATE INDEX checkout_tokens_expires_at ON @extschema@.checkout_tokens (expires_at);
 
+/*
+ * Checkout quotes (seed 000): the unit prices of the lines frozen when
+ * the checkout page opens, under a secret token of which only the SHA-256
+ * is stored; quote() makes them, place_order(..., quote) uses one once.
+ */
+CREATE TABLE @extschema@.checkout_quotes (
+    quote_hash   bytea       PRIMARY KEY,
+    buyer_id     bigint      NOT NULL,
+    sku_ids      bigint[]    NOT NULL,
+    qtys         bigint[]    NOT NULL,
+    unit_prices  numeric[]   NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at   timestamptz NOT NULL
+);
+CREATE INDEX checkout_quotes_expires_at ON @extschema@.checkout_quotes (expires_at);
+
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.idempotency_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.checkout_tokens', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.checkout_quotes', '');
 
 /*
  * idem_begin and idem_finish, the two calls of every idempotent request,
@@ -689,11 +706,19 @@ CREATE TRIGGER order_events_logical_message
     FOR EACH ROW EXECUTE FUNCTION @extschema@.outbox_logical_message();
 
 /* the hot entry point: becomes the owner in C (src/common/internal_sql.c),
- * no SET cost */
+ * no SET cost.  The C symbol is 0.8's: a backend that still runs an older
+ * library fails (42883) instead of ignoring the quote. */
 CREATE FUNCTION @extschema@.place_order(order_no bigint, buyer_id bigint, seller_id bigint,
-                                        lines jsonb, pay_within interval DEFAULT '30 minutes')
+                                        lines jsonb, pay_within interval DEFAULT '30 minutes',
+                                        quote text DEFAULT NULL)
 RETURNS text LANGUAGE C VOLATILE
-AS 'MODULE_PATHNAME', 'oe_place_order';
+AS 'MODULE_PATHNAME', 'oe_place_order_v2';
+
+/* not SECURITY DEFINER, like place_order: the C code becomes the owner */
+CREATE FUNCTION @extschema@.quote(buyer_id bigint, lines jsonb,
+                                  ttl interval DEFAULT '15 minutes')
+RETURNS text LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'oe_quote';
 
 CREATE FUNCTION @extschema@.pay_order(order_no bigint, payment_ref text, amount numeric)
 RETURNS text LANGUAGE C VOLATILE SECURITY DEFINER
@@ -1090,7 +1115,7 @@ $audit$;
  * keeps the chain's places: the grants above the loop are the ones the
  * chain made while the installing superuser owned the objects (0.1 to
  * 0.6), the ones below it those it made on objects order_engine_owner
- * owned already (0.6's schemas, 0.7's objects).
+ * owned already (0.6's schemas, the objects of 0.7 and 0.8).
  * ------------------------------------------------------------------ */
 
 REVOKE ALL ON SCHEMA @extschema@ FROM PUBLIC;
@@ -1144,7 +1169,6 @@ GRANT EXECUTE ON FUNCTION @extschema@.reap_expired_keys(integer) TO order_engine
 GRANT SELECT ON @extschema@.orders, @extschema@.order_lines, @extschema@.payments,
     @extschema@.order_events TO order_engine_app;
 GRANT EXECUTE ON FUNCTION
-    @extschema@.place_order(bigint, bigint, bigint, jsonb, interval),
     @extschema@.pay_order(bigint, text, numeric),
     @extschema@.cancel_order(bigint, text),
     @extschema@.ship_order(bigint, text),
@@ -1235,6 +1259,7 @@ $own$;
 REVOKE ALL ON SCHEMA order_engine FROM PUBLIC;
 REVOKE ALL ON SCHEMA order_engine_archive FROM PUBLIC;
 
+-- 0.7
 REVOKE ALL ON FUNCTION @extschema@.refund_payment(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.order_audit() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.ack_events(bigint[]) FROM PUBLIC;
@@ -1243,6 +1268,14 @@ GRANT EXECUTE ON FUNCTION @extschema@.refund_payment(text, text) TO order_engine
 GRANT EXECUTE ON FUNCTION @extschema@.order_audit() TO order_engine_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.ack_events(bigint[]) TO order_engine_app;
 GRANT SELECT ON @extschema@.refunds_due TO order_engine_admin;
+
+-- 0.8
+REVOKE ALL ON @extschema@.checkout_quotes FROM PUBLIC;
+GRANT SELECT ON @extschema@.checkout_quotes TO order_engine_admin;
+REVOKE ALL ON FUNCTION @extschema@.quote(bigint, jsonb, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.quote(bigint, jsonb, interval) TO order_engine_app;
+REVOKE ALL ON FUNCTION @extschema@.place_order(bigint, bigint, bigint, jsonb, interval, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.place_order(bigint, bigint, bigint, jsonb, interval, text) TO order_engine_app;
 
 /* ------------------------------------------------------------------
  * comments: every role, schema, table, view, sequence and function says
@@ -1326,6 +1359,8 @@ COMMENT ON COLUMN @extschema@.idempotency_keys.claim_hash IS
     'SHA-256 of the claim token idem_begin returned with "started"; the token itself is never stored';
 COMMENT ON TABLE @extschema@.checkout_tokens IS
     'Unused one-time checkout tokens (SHA-256 of the token, buyer, expiry); a consumed token is deleted';
+COMMENT ON TABLE @extschema@.checkout_quotes IS
+    'Unused checkout quotes (SHA-256 of the token, buyer, the quoted lines and unit prices, expiry); a used quote is deleted';
 COMMENT ON FUNCTION @extschema@.idem_begin(text, text, jsonb, interval) IS
     'Claim an idempotency key: started (yours now, with a claim token for idem_finish/idem_abort from any session), in_progress (someone else''s, never waits) or completed (with the stored response); OE003 when the key was used for another request';
 COMMENT ON FUNCTION @extschema@.idem_finish(text, text, jsonb, text) IS
@@ -1337,7 +1372,7 @@ COMMENT ON FUNCTION @extschema@.issue_token(bigint, interval) IS
 COMMENT ON FUNCTION @extschema@.consume_token(bigint, text) IS
     'true exactly once per token, for its buyer, before it expires; false otherwise';
 COMMENT ON FUNCTION @extschema@.reap_expired_keys(integer) IS
-    'Delete at most max_rows expired idempotency keys and checkout tokens; returns how many';
+    'Deletes up to max_rows expired idempotency keys, checkout tokens and checkout quotes; returns how many';
 COMMENT ON FUNCTION @extschema@.versioned_update(regclass, jsonb, bigint, jsonb) IS
     'Optimistic update of the row of rel matching key, if its version is expected_version; bumps and returns the version; OE001 stale version, OE002 no such row';
 
@@ -1364,8 +1399,10 @@ COMMENT ON TABLE @extschema@.order_events IS
     'Transactional outbox: one row per order change, written in the same transaction; drain with claim_events/ack_events';
 COMMENT ON FUNCTION @extschema@.outbox_logical_message() IS
     'Trigger: emits each new outbox event as a transactional logical decoding message when order_engine.emit_logical_messages is on';
-COMMENT ON FUNCTION @extschema@.place_order(bigint, bigint, bigint, jsonb, interval) IS
-    'Holds every line, writes order, lines (price snapshot) and event in one call; pending_payment or out_of_stock';
+COMMENT ON FUNCTION @extschema@.place_order(bigint, bigint, bigint, jsonb, interval, text) IS
+    'Holds every line, writes order, lines (price snapshot, or the prices of quote) and event in one call; pending_payment or out_of_stock';
+COMMENT ON FUNCTION @extschema@.quote(bigint, jsonb, interval) IS
+    'Checkout quote: freezes the current unit prices of the lines for ttl and returns a one-time token for place_order(..., quote => token)';
 COMMENT ON FUNCTION @extschema@.pay_order(bigint, text, numeric) IS
     'Records every payment: paid; refund_required (owed back, whatever the amount) when the order is closed, cancelled, past its deadline, refunded or already paid; archived orders too; idempotent on payment_ref; a wrong amount for an order awaiting payment is OE007';
 COMMENT ON FUNCTION @extschema@.cancel_order(bigint, text) IS
