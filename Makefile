@@ -9,7 +9,17 @@
 EXTENSION = order_engine
 MODULE_big = order_engine
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
-DATA = $(sort $(wildcard order_engine--*.sql))
+# The install script of the current version is built from one source,
+# src/sql/order_engine.sql (as pgvector builds sql/vector--X.Y.Z.sql from
+# sql/vector.sql); the base script of 0.1 and the upgrade scripts
+# order_engine--A--B.sql are kept by hand beside it, so that every older
+# version installs and updates.  test/t/816_install_equals_upgrade.pl
+# checks that the built script and 0.1 plus the chain give the same schema.
+EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(srcdir)/order_engine.control)
+DATA_built = order_engine--$(EXTVERSION).sql
+DATA = order_engine--0.1.sql $(sort $(wildcard order_engine--*--*.sql))
+# a full script of an earlier default_version, built before it changed
+EXTRA_CLEAN = $(filter-out $(DATA),$(wildcard order_engine--*.sql))
 PGFILEDESC = "order_engine - order-critical primitives for e-commerce"
 
 # the suites are run by scripts/test.sh; these make them visible to PGXS too
@@ -37,3 +47,6 @@ PROVE_FLAGS += -I $(srcdir)/test/perl
 prove_installcheck: export OE_TEST_CONF = $(abspath $(srcdir)/test/postgresql.conf)
 prove_installcheck:
 	$(prove_installcheck)
+
+order_engine--$(EXTVERSION).sql: src/sql/order_engine.sql
+	cp $< $@
