@@ -270,6 +270,7 @@ place_order(FunctionCallInfo fcinfo)
 	text	   *result;
 	text	   *quote_token = NULL;
 	OeQuote		quote;
+	bool		fresh_holds;
 
 	CheckNotNull(fcinfo, 0, "order_no");
 	CheckNotNull(fcinfo, 1, "buyer_id");
@@ -315,13 +316,15 @@ place_order(FunctionCallInfo fcinfo)
 										pay_within_usecs);
 		/* out_of_stock writes nothing: a quote stays for the next try */
 		if (!OeStockReserve(order_no, lines.n, lines.sku_ids, lines.qtys,
-							pay_within_usecs, true, buyer_id))
+							pay_within_usecs, true, buyer_id, &fresh_holds))
 			result = cstring_to_text("out_of_stock");
 		else
 		{
 			Datum		values[9];
 
-			bind_order_holds(order_no, lines.n, deadline);
+			/* holds made by this call outlive the deadline already */
+			if (!fresh_holds)
+				bind_order_holds(order_no, lines.n, deadline);
 			if (quote_token != NULL)
 				OeQuoteConsume(&quote);
 			total = DirectFunctionCall1(int8_numeric, Int64GetDatum(0));

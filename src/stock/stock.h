@@ -30,9 +30,15 @@
 #define OE_STOCK_MAX_TTL_USECS		(INT64CONST(7) * USECS_PER_DAY)
 
 /* stock.c: holds */
+/*
+ * all-or-nothing holds; *created (if not NULL) says whether this call made
+ * them (false: a repeat found them, or nothing was held)
+ */
 extern bool OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 						   const int64 *qtys, int64 ttl_usecs,
-						   bool has_buyer, int64 buyer_id);
+						   bool has_buyer, int64 buyer_id, bool *created);
+/* stock_hold.c: does this transaction hold the order number's lock? */
+extern bool OeStockOrderLockHeld(int64 order_no);
 extern int32 OeStockConfirm(int64 order_no);
 extern int32 OeStockConfirmAt(int64 order_no, TimestampTz now);
 extern int32 OeStockRelease(int64 order_no);

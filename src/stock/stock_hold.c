@@ -68,6 +68,15 @@ OeStockLockOrder(int64 order_no)
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
+bool
+OeStockOrderLockHeld(int64 order_no)
+{
+	LOCKTAG		tag;
+
+	OeLockTagOrder(&tag, order_no);
+	return LockHeldByMe(&tag, ExclusiveLock);
+}
+
 /*
  * The same lock, if nobody holds it: close_unpaid takes it before any
  * stock lock (the order every client takes them in) and leaves an order
