@@ -5,8 +5,10 @@
  *
  * Orders with due holds are taken with FOR UPDATE SKIP LOCKED, so the job
  * never waits on (or double-processes with) a confirm or release running
- * in the API; each order's due holds are released through the stock API
- * (OeStockReleaseHold), one subtransaction per order (jobs.c).
+ * in the API.  The batch's due holds are released in one set-based
+ * statement (OeStockReleaseDueHoldsOf); should it fail, order by order
+ * through the stock API (OeStockReleaseHold), one subtransaction per
+ * order, quarantining the bad one (jobs.c).
  *
  * Holds of a placed order awaiting payment are not this job's: they live
  * until the order's deadline (place_order binds them) and close_unpaid
@@ -68,6 +70,12 @@ release_order_holds(int64 order_no)
 		(void) OeStockReleaseHold(order_no, skus[i]);
 }
 
+static void
+release_batch(const int64 *orders, int n)
+{
+	(void) OeStockReleaseDueHoldsOf(orders, n);
+}
+
 int64
 OeReleaseExpired(int32 max_rows)
 {
@@ -80,7 +88,8 @@ OeReleaseExpired(int32 max_rows)
 	OeQueryRun(&select_due_orders, &arg, NULL, false, 0);
 	orders = OeQueryInt64Column(&n);
 	OeJobLockStock(orders, (int) n);
-	done = OeJobProcessRows(OE_JOB_RELEASE_EXPIRED, orders, (int) n, release_order_holds);
+	done = OeJobProcessBatch(OE_JOB_RELEASE_EXPIRED, orders, (int) n, release_batch,
+							 release_order_holds);
 	SPI_finish();
 	return done;
 }

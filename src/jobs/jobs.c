@@ -90,6 +90,7 @@ typedef struct RowsWork
 	const int64 *items;
 	int			n;
 	OeRowFunction fn;
+	OeBatchFunction batch;		/* instead of fn row by row, when set */
 } RowsWork;
 
 static bool
@@ -97,6 +98,11 @@ rows_work(void *arg)
 {
 	RowsWork   *w = (RowsWork *) arg;
 
+	if (w->batch != NULL)
+	{
+		w->batch(w->items, w->n);
+		return true;
+	}
 	for (int i = 0; i < w->n; i++)
 		w->fn(w->items[i]);
 	return true;
@@ -110,7 +116,7 @@ static bool
 run_in_subtransaction(const int64 *items, int n, OeRowFunction fn,
 					  ErrorData **edata)
 {
-	RowsWork	w = {items, n, fn};
+	RowsWork	w = {items, n, fn, NULL};
 
 	return OeRunInSubtransaction(rows_work, &w, edata);
 }
@@ -124,12 +130,20 @@ run_in_subtransaction(const int64 *items, int n, OeRowFunction fn,
 int64
 OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
 {
+	return OeJobProcessBatch(job, items, nitems, NULL, fn);
+}
+
+int64
+OeJobProcessBatch(OeJobId job, const int64 *items, int nitems,
+				  OeBatchFunction batch, OeRowFunction fn)
+{
 	ErrorData  *edata = NULL;
 	int64		done = 0;
+	RowsWork	whole = {items, nitems, fn, batch};
 
 	if (nitems == 0)
 		return 0;
-	if (run_in_subtransaction(items, nitems, fn, &edata))
+	if (OeRunInSubtransaction(rows_work, &whole, &edata))
 		return nitems;
 	if (error_is_transient(edata->sqlerrcode))
 		ReThrowError(edata);

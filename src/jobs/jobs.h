@@ -79,6 +79,15 @@ extern void OeJobLockStock(const int64 *orders, int norders);
 extern int64 OeJobProcessRows(OeJobId job, const int64 *items, int nitems,
 							  OeRowFunction fn);
 
+/*
+ * The same with a set-based batch function tried first: batch(items, n)
+ * does the whole batch's work in a few statements; if it fails, the batch
+ * goes row by row through fn as above (quarantining the bad row).
+ */
+typedef void (*OeBatchFunction) (const int64 *items, int n);
+extern int64 OeJobProcessBatch(OeJobId job, const int64 *items, int nitems,
+							   OeBatchFunction batch, OeRowFunction fn);
+
 /* one batch of a job (its row of the table, job_table.c), in the caller's transaction */
 extern int64 OeJobRunBatch(OeJobId job, int32 max_rows);
 

@@ -37,6 +37,13 @@
 extern bool OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 						   const int64 *qtys, int64 ttl_usecs,
 						   bool has_buyer, int64 buyer_id, bool *created);
+/*
+ * stock_hold.c: release every held hold of these orders that is due (at or
+ * before now()) and that nobody else has locked, in one statement; the
+ * caller locked the tallies and buckets first (jobs.c OeJobLockStock).
+ * Returns how many holds it released.
+ */
+extern int64 OeStockReleaseDueHoldsOf(const int64 *orders, int n);
 /* stock_hold.c: does this transaction hold the order number's lock? */
 extern bool OeStockOrderLockHeld(int64 order_no);
 extern int32 OeStockConfirm(int64 order_no);
