@@ -85,6 +85,13 @@ ALTER TABLE @extschema@.orders
 ALTER TABLE @extschema@.order_lines
     DROP CONSTRAINT order_lines_order_no_fkey, DROP CONSTRAINT order_lines_qty_check,
     DROP CONSTRAINT order_lines_unit_price_check, DROP CONSTRAINT order_lines_line_total_check;
+/* the archive's copies of the tables (LIKE ... INCLUDING CONSTRAINTS) follow them */
+ALTER TABLE order_engine_archive.orders
+    DROP CONSTRAINT orders_status_check, DROP CONSTRAINT orders_total_check,
+    DROP CONSTRAINT orders_line_count_check;
+ALTER TABLE order_engine_archive.order_lines
+    DROP CONSTRAINT order_lines_qty_check, DROP CONSTRAINT order_lines_unit_price_check,
+    DROP CONSTRAINT order_lines_line_total_check;
 DROP INDEX @extschema@.orders_buyer_idx, @extschema@.orders_seller_idx;
 
 /* the audits check what those constraints held */
