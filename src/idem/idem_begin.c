@@ -98,11 +98,11 @@ classify_row(bytea *fingerprint, text *scope, text *key, Datum *response,
 	char	   *state;
 	TimestampTz claimed_at;
 
-	d = SPI_getbinval(tup, desc, 5, &isnull);
+	d = SPI_getbinval(tup, desc, Anum_key_expires_at, &isnull);
 	if (!isnull && DatumGetTimestampTz(d) <= now)
 		return IDEM_RESET;
 
-	stored_fp = DatumGetByteaPP(SPI_getbinval(tup, desc, 1, &isnull));
+	stored_fp = DatumGetByteaPP(SPI_getbinval(tup, desc, Anum_key_fingerprint, &isnull));
 	if (VARSIZE_ANY_EXHDR(stored_fp) != VARSIZE_ANY_EXHDR(fingerprint) ||
 		memcmp(VARDATA_ANY(stored_fp), VARDATA_ANY(fingerprint),
 			   VARSIZE_ANY_EXHDR(fingerprint)) != 0)
@@ -113,16 +113,16 @@ classify_row(bytea *fingerprint, text *scope, text *key, Datum *response,
 				 errdetail("A key identifies one request; its fingerprint (SHA-256 of the request's jsonb text) differs."),
 				 errhint("Use a new key for a new request.")));
 
-	state = SPI_getvalue(tup, desc, 2);
+	state = SPI_getvalue(tup, desc, Anum_key_state);
 	if (strcmp(state, "completed") == 0)
 	{
-		d = SPI_getbinval(tup, desc, 3, response_null);
+		d = SPI_getbinval(tup, desc, Anum_key_response, response_null);
 		if (!*response_null)
 			*response = SPI_datumTransfer(d, false, -1);
 		return IDEM_COMPLETED;
 	}
 
-	d = SPI_getbinval(tup, desc, 4, &isnull);
+	d = SPI_getbinval(tup, desc, Anum_key_claimed_at, &isnull);
 	claimed_at = isnull ? 0 : DatumGetTimestampTz(d);
 	if (isnull || claimed_at < now - (int64) OeIdempotencyLeaseMs * 1000)
 		return IDEM_TAKE_OVER;
@@ -195,12 +195,12 @@ idem_begin(FunctionCallInfo fcinfo)
 		if (SPI_execute_plan(plans->claim, args, NULL, false, 0) != SPI_OK_SELECT ||
 			SPI_processed != 1)
 			elog(ERROR, "could not claim idempotency key");
-		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isnull);
+		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_key_inserted, &isnull);
 		if (!isnull)
 			outcome = IDEM_STARTED;
 		else
 		{
-			(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+			(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_key_state, &isnull);
 			/* no row seen, none inserted: one was committed meanwhile */
 			outcome = isnull ? IDEM_IN_PROGRESS :
 				classify_row(fingerprint, scope, key, &response, &response_null);

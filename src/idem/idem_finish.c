@@ -48,7 +48,7 @@ raise_not_held(const OeIdemPlans *plans, text *scope, text *key,
 						action, text_to_cstring(key), text_to_cstring(scope)),
 				 errhint("Call idem_begin first; an expired key may have been reaped.")));
 
-	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_diagnose_state);
 	if (strcmp(state, "completed") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OE_IDEMPOTENCY_CLAIM_NOT_HELD),
@@ -66,7 +66,7 @@ raise_not_held(const OeIdemPlans *plans, text *scope, text *key,
 			 errmsg("cannot %s idempotency key \"%s\" in scope \"%s\": this session does not hold its claim",
 					action, text_to_cstring(key), text_to_cstring(scope)),
 			 errdetail("The claim is held by the session of process %s.",
-					   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+					   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_diagnose_claim_pid)),
 			 errhint("A claim older than order_engine.idempotency_lease may have been taken over by another caller.")));
 }
 

@@ -68,4 +68,25 @@ CheckIdemText(FunctionCallInfo fcinfo, int argno, const char *what, int maxlen)
 	return t;
 }
 
+/*
+ * The columns of a key row as the claim and read_locked statements return
+ * them (idempotency.c); the claim statement adds whether it inserted.
+ */
+enum
+{
+	Anum_key_fingerprint = 1,
+	Anum_key_state,
+	Anum_key_response,
+	Anum_key_claimed_at,
+	Anum_key_expires_at,
+	Anum_key_inserted
+};
+
+/* the columns of the diagnose statement */
+enum
+{
+	Anum_diagnose_state = 1,
+	Anum_diagnose_claim_pid
+};
+
 #endif							/* ORDER_ENGINE_IDEM_INTERNAL_H */

@@ -172,6 +172,11 @@ OeJobProcessBatch(OeJobId job, const int64 *items, int nitems,
  * deadlocked with reserve, place_order and confirm (found by
  * test/chaos.sh).
  */
+enum
+{
+	Anum_batch_sku_id = 1,
+	Anum_batch_buyers
+};
 static OeQuery select_batch_skus = {
 	"SELECT h.sku_id, pg_catalog.array_agg(DISTINCT h.buyer_id)"
 	"  FILTER (WHERE h.buyer_id IS NOT NULL)"
@@ -216,8 +221,8 @@ OeJobLockStock(const int64 *orders, int norders)
 	{
 		bool		isnull;
 
-		skus[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-		buyers[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
+		skus[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, Anum_batch_sku_id, &isnull);
+		buyers[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, Anum_batch_buyers,
 								  &nobuyers[i]);
 		/* copied out: the next query frees this result */
 		if (!nobuyers[i])

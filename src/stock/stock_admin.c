@@ -41,6 +41,13 @@ static const char sql_buckets_ensure[] =
 " ON CONFLICT (sku_id, bucket) DO NOTHING";
 
 static SPIPlanPtr plan_buckets_lock;
+enum
+{
+	Anum_bucket_bucket = 1,
+	Anum_bucket_available,
+	Anum_bucket_held,
+	Anum_bucket_sold
+};
 static const char sql_buckets_lock[] =
 "SELECT bucket, available, held, sold FROM order_engine.stock_bucket"
 " WHERE sku_id OPERATOR(pg_catalog.=) $1 ORDER BY bucket FOR UPDATE";
@@ -156,10 +163,10 @@ rebalance(int64 sku_id, int64 delta, int32 nbuckets, const char *reason)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 
-		rows[i].bucket = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		rows[i].available = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		rows[i].held = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-		rows[i].sold = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		rows[i].bucket = DatumGetInt32(SPI_getbinval(tup, desc, Anum_bucket_bucket, &isnull));
+		rows[i].available = DatumGetInt64(SPI_getbinval(tup, desc, Anum_bucket_available, &isnull));
+		rows[i].held = DatumGetInt64(SPI_getbinval(tup, desc, Anum_bucket_held, &isnull));
+		rows[i].sold = DatumGetInt64(SPI_getbinval(tup, desc, Anum_bucket_sold, &isnull));
 		/* every restock kept available + held + sold within bigint */
 		available += rows[i].available;
 		total += rows[i].available + rows[i].held + rows[i].sold;

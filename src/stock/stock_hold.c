@@ -30,6 +30,18 @@
 #include "stock/stock_internal.h"
 
 #define HOLD_COLUMNS "order_no, sku_id, qty, state, expires_at, buyer_id, buckets, bucket_qtys"
+/* HOLD_COLUMNS, in order */
+enum
+{
+	Anum_hold_order_no = 1,
+	Anum_hold_sku_id,
+	Anum_hold_qty,
+	Anum_hold_state,
+	Anum_hold_expires_at,
+	Anum_hold_buyer_id,
+	Anum_hold_buckets,
+	Anum_hold_bucket_qtys
+};
 
 static SPIPlanPtr plan_order_holds;
 static const char sql_order_holds[] =
@@ -187,21 +199,21 @@ holds_from_result(int *n)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		StockHold  *h = &holds[i];
-		ArrayType  *ab = DatumGetArrayTypeP(StockCol(tup, desc, 7));
-		ArrayType  *aq = DatumGetArrayTypeP(StockCol(tup, desc, 8));
+		ArrayType  *ab = DatumGetArrayTypeP(StockCol(tup, desc, Anum_hold_buckets));
+		ArrayType  *aq = DatumGetArrayTypeP(StockCol(tup, desc, Anum_hold_bucket_qtys));
 		Datum	   *db,
 				   *dq;
 		int			nb,
 					nq,
 					k;
 
-		h->order_no = DatumGetInt64(StockCol(tup, desc, 1));
-		h->sku_id = DatumGetInt64(StockCol(tup, desc, 2));
-		h->qty = DatumGetInt64(StockCol(tup, desc, 3));
-		h->state = TextDatumGetCString(StockCol(tup, desc, 4));
-		h->expires_at = DatumGetTimestampTz(StockCol(tup, desc, 5));
-		h->has_buyer = !StockColIsNull(tup, desc, 6);
-		h->buyer_id = h->has_buyer ? DatumGetInt64(StockCol(tup, desc, 6)) : 0;
+		h->order_no = DatumGetInt64(StockCol(tup, desc, Anum_hold_order_no));
+		h->sku_id = DatumGetInt64(StockCol(tup, desc, Anum_hold_sku_id));
+		h->qty = DatumGetInt64(StockCol(tup, desc, Anum_hold_qty));
+		h->state = TextDatumGetCString(StockCol(tup, desc, Anum_hold_state));
+		h->expires_at = DatumGetTimestampTz(StockCol(tup, desc, Anum_hold_expires_at));
+		h->has_buyer = !StockColIsNull(tup, desc, Anum_hold_buyer_id);
+		h->buyer_id = h->has_buyer ? DatumGetInt64(StockCol(tup, desc, Anum_hold_buyer_id)) : 0;
 		deconstruct_array(ab, INT4OID, sizeof(int32), true, TYPALIGN_INT,
 						  &db, NULL, &nb);
 		deconstruct_array(aq, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
