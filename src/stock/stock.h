@@ -50,7 +50,6 @@ extern int32 OeStockConfirm(int64 order_no);
 extern int32 OeStockConfirmAt(int64 order_no, TimestampTz now);
 extern int32 OeStockRelease(int64 order_no);
 extern bool OeStockReleaseHold(int64 order_no, int64 sku_id);
-extern int32 OeStockReleaseExpiredHolds(TimestampTz now, int32 max_rows);
 extern bool OeStockTryDeduct(int64 sku_id, int64 qty);
 extern void OeStockLockOrder(int64 order_no);
 extern bool OeStockTryLockOrder(int64 order_no);

@@ -53,12 +53,6 @@ static const char sql_hold_lock[] =
 "SELECT " HOLD_COLUMNS " FROM order_engine.stock_hold"
 " WHERE order_no OPERATOR(pg_catalog.=) $1 AND sku_id OPERATOR(pg_catalog.=) $2 FOR UPDATE";
 
-static SPIPlanPtr plan_expired;
-static const char sql_expired[] =
-"SELECT " HOLD_COLUMNS " FROM order_engine.stock_hold"
-" WHERE state OPERATOR(pg_catalog.=) 'held' AND expires_at OPERATOR(pg_catalog.<=) $1"
-" ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED";
-
 static SPIPlanPtr plan_transition;
 static const char sql_transition[] =
 "WITH h AS (UPDATE order_engine.stock_hold SET state = $3, updated_at = pg_catalog.now()"
@@ -267,17 +261,6 @@ finish_hold(const StockHold *h, bool confirm)
 			 h->order_no, h->sku_id);
 }
 
-static int
-hold_cmp(const void *a, const void *b)
-{
-	const StockHold *x = a;
-	const StockHold *y = b;
-
-	if (x->sku_id != y->sku_id)
-		return (x->sku_id > y->sku_id) - (x->sku_id < y->sku_id);
-	return (x->order_no > y->order_no) - (x->order_no < y->order_no);
-}
-
 /*
  * The order's lock, then its hold rows locked in sku_id order (the order
  * every stock call locks in).  Caller is connected to SPI.
@@ -409,30 +392,3 @@ OeStockReleaseHold(int64 order_no, int64 sku_id)
 	return released;
 }
 
-/*
- * Release up to max_rows held holds that expired at or before now, oldest
- * first.  Holds locked by someone else (a confirm in flight) are skipped,
- * not waited for; the batch is released in sku_id order, the order every
- * other stock call locks in.  Returns how many were released.
- */
-int32
-OeStockReleaseExpiredHolds(TimestampTz now, int32 max_rows)
-{
-	static const Oid types[] = {TIMESTAMPTZOID, INT4OID};
-	Datum		v[2];
-	StockHold  *holds;
-	int			n,
-				i;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "order_engine: SPI_connect failed");
-	v[0] = TimestampTzGetDatum(now);
-	v[1] = Int32GetDatum(max_rows);
-	OeExecPlan(OeCachedPlan(&plan_expired, sql_expired, 2, types), v, NULL, false, 0);
-	holds = holds_from_result(&n);
-	qsort(holds, n, sizeof(StockHold), hold_cmp);
-	for (i = 0; i < n; i++)
-		finish_hold(&holds[i], false);
-	SPI_finish();
-	return n;
-}
