@@ -90,10 +90,6 @@ static const char sql_info[] =
 "   WHERE x.order_no OPERATOR(pg_catalog.=) $2 AND x.sku_id OPERATOR(pg_catalog.=) u.sku_id LIMIT 1) h ON true"
 " ORDER BY u.i";
 
-static SPIPlanPtr plan_order_count;
-static const char sql_order_count[] =
-"SELECT pg_catalog.count(*) FROM order_engine.stock_hold WHERE order_no OPERATOR(pg_catalog.=) $1";
-
 /* the purchase limit: the conditional upsert is both lock and check */
 static SPIPlanPtr plan_tally_add;
 static const char sql_tally_add[] =
@@ -257,20 +253,6 @@ reserve_lookup(int64 order_no, ReserveLine *lines, int nlines,
 	return order_holds;
 }
 
-static int64
-order_hold_count(int64 order_no)
-{
-	static const Oid types[] = {INT8OID};
-	Datum		v[1];
-	int64		n;
-
-	v[0] = Int64GetDatum(order_no);
-	OeExecPlan(OeCachedPlan(&plan_order_count, sql_order_count, 1, types), v, NULL, false, 0);
-	n = DatumGetInt64(StockCol(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	SPI_freetuptable(SPI_tuptable);
-	return n;
-}
-
 /*
  * Hold every line of an order or none.  Lines must have been checked
  * (OeStockCheckLines).  true: all held (or held by an earlier identical
@@ -287,7 +269,6 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 			   *hbuyers;
 	bool	   *hbuyer_null,
 			   *hexists;
-	bool		locked;
 	bool		result = true;
 	int64		order_holds;
 	TimestampTz expires_at;
@@ -300,11 +281,12 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 	if (nlines == 1 && OeStockPeekShort(order_no, sku_ids[0], qtys[0]))
 		return false;
 	/*
-	 * The caller may hold the number's lock already (place_order does):
-	 * then the first lookup runs after it, sees what committed before it,
-	 * and needs no second look.
+	 * The number's lock first (place_order holds it already): the lookup
+	 * then runs after it, sees what an identical call committed before it,
+	 * and needs no second look.  It is this number's lock only, so a "no"
+	 * still never queues behind another order's call.
 	 */
-	locked = OeStockOrderLockHeld(order_no);
+	OeStockLockOrder(order_no);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "order_engine: SPI_connect failed");
@@ -317,52 +299,42 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 	}
 	qsort(lines, nlines, sizeof(ReserveLine), line_cmp);
 
-	for (;;)
+	order_holds = reserve_lookup(order_no, lines, nlines, &hstates, &hqtys,
+								 &hbuyer_null, &hbuyers, &hexists);
+	if (order_holds > 0)
 	{
-		order_holds = reserve_lookup(order_no, lines, nlines, &hstates, &hqtys,
-									 &hbuyer_null, &hbuyers, &hexists);
-		if (order_holds > 0)
+		/* a repeat: it must be the same order, and still held */
+		for (i = 0; i < nlines; i++)
 		{
-			/* a repeat: it must be the same order, and still held */
-			for (i = 0; i < nlines; i++)
-			{
-				if (!hexists[i] || hqtys[i] != lines[i].qty ||
-					hbuyer_null[i] != !has_buyer || (has_buyer && hbuyers[i] != buyer_id))
-					break;
-			}
-			if (i < nlines || order_holds != nlines)
+			if (!hexists[i] || hqtys[i] != lines[i].qty ||
+				hbuyer_null[i] != !has_buyer || (has_buyer && hbuyers[i] != buyer_id))
+				break;
+		}
+		if (i < nlines || order_holds != nlines)
+			ereport(ERROR,
+					(errcode(ERRCODE_OE_ORDER_CONFLICT),
+					 errmsg("order " INT64_FORMAT " already holds other stock", order_no),
+					 errdetail("A repeated reserve must name the same SKUs, quantities and buyer as the first one."),
+					 errhint("Use a new order number for a different order.")));
+		for (i = 0; i < nlines; i++)
+			if (strcmp(hstates[i], "released") == 0)
 				ereport(ERROR,
-						(errcode(ERRCODE_OE_ORDER_CONFLICT),
-						 errmsg("order " INT64_FORMAT " already holds other stock", order_no),
-						 errdetail("A repeated reserve must name the same SKUs, quantities and buyer as the first one."),
-						 errhint("Use a new order number for a different order.")));
-			for (i = 0; i < nlines; i++)
-				if (strcmp(hstates[i], "released") == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_OE_HOLD_STATE_CONFLICT),
-							 errmsg("the holds of order " INT64_FORMAT " were released", order_no),
-							 errdetail("The hold on SKU " INT64_FORMAT " was released or expired.", lines[i].sku_id),
-							 errhint("Use a new order number to hold stock again.")));
+						(errcode(ERRCODE_OE_HOLD_STATE_CONFLICT),
+						 errmsg("the holds of order " INT64_FORMAT " were released", order_no),
+						 errdetail("The hold on SKU " INT64_FORMAT " was released or expired.", lines[i].sku_id),
+						 errhint("Use a new order number to hold stock again.")));
+		goto out;
+	}
+	for (i = 0; i < nlines; i++)
+		if (!lines[i].known)
+			OeStockSkuNotFound(lines[i].sku_id);
+	/* sold out as of our snapshot: answer without touching a row */
+	for (i = 0; i < nlines; i++)
+		if (lines[i].available < lines[i].qty)
+		{
+			result = false;
 			goto out;
 		}
-		for (i = 0; i < nlines; i++)
-			if (!lines[i].known)
-				OeStockSkuNotFound(lines[i].sku_id);
-		/* sold out as of our snapshot: answer without touching a row */
-		for (i = 0; i < nlines; i++)
-			if (lines[i].available < lines[i].qty)
-			{
-				result = false;
-				goto out;
-			}
-		if (locked)
-			break;
-		OeStockLockOrder(order_no);
-		locked = true;
-		/* an identical call may have committed before we got the lock */
-		if (order_hold_count(order_no) == 0)
-			break;
-	}
 
 	for (done = 0; done < nlines; done++)
 	{

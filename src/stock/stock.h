@@ -44,8 +44,6 @@ extern bool OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
  * Returns how many holds it released.
  */
 extern int64 OeStockReleaseDueHoldsOf(const int64 *orders, int n);
-/* stock_hold.c: does this transaction hold the order number's lock? */
-extern bool OeStockOrderLockHeld(int64 order_no);
 extern int32 OeStockConfirm(int64 order_no);
 extern int32 OeStockConfirmAt(int64 order_no, TimestampTz now);
 extern int32 OeStockRelease(int64 order_no);

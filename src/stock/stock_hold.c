@@ -155,15 +155,6 @@ OeStockReleaseDueHoldsOf(const int64 *orders, int n)
 	return holds;
 }
 
-bool
-OeStockOrderLockHeld(int64 order_no)
-{
-	LOCKTAG		tag;
-
-	OeLockTagOrder(&tag, order_no);
-	return LockHeldByMe(&tag, ExclusiveLock);
-}
-
 /*
  * The same lock, if nobody holds it: close_unpaid takes it before any
  * stock lock (the order every client takes them in) and leaves an order
