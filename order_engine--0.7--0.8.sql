@@ -18,6 +18,11 @@
  *   third of place_order's instructions (test/bench/cost.sh).  The order
  *   indexes on (buyer_id, created_at) and (seller_id, created_at), unused
  *   since buyer_orders/seller_orders (0.6), are dropped.
+ * - purchase tallies exist only for SKUs with a purchase limit: reserve no
+ *   longer upserts one per line for the others (in READ COMMITTED), and
+ *   set_purchase_limit rebuilds or drops a SKU's tallies under an ACCESS
+ *   EXCLUSIVE lock on sku, which waits out reserves that read the old
+ *   limit.
  */
 \echo Use "ALTER EXTENSION order_engine UPDATE TO '0.8'" to load this file. \quit
 
@@ -94,6 +99,14 @@ ALTER TABLE order_engine_archive.order_lines
     DROP CONSTRAINT order_lines_line_total_check;
 DROP INDEX @extschema@.orders_buyer_idx, @extschema@.orders_seller_idx;
 
+/*
+ * Purchase tallies are kept only for SKUs with a limit from 0.8 on
+ * (set_purchase_limit rebuilds and drops them): the others' go.
+ */
+DELETE FROM @extschema@.purchase_tally t
+ USING @extschema@.sku s
+ WHERE s.sku_id OPERATOR(pg_catalog.=) t.sku_id AND s.purchase_limit IS NULL;
+
 /* the audits check what those constraints held */
 CREATE OR REPLACE FUNCTION @extschema@.stock_audit()
 RETURNS TABLE (sku_id bigint, ok boolean, detail text)
@@ -147,6 +160,9 @@ AS $audit$
                       GROUP BY sh.sku_id, sh.buyer_id) x
             ON x.sku_id = t.sku_id AND x.buyer_id = t.buyer_id
          WHERE COALESCE(t.units, 0) <> COALESCE(x.units, 0)
+           -- only a SKU with a purchase limit has tallies (0.8)
+           AND EXISTS (SELECT FROM @extschema@.sku k
+                        WHERE k.sku_id = COALESCE(t.sku_id, x.sku_id) AND k.purchase_limit IS NOT NULL)
          GROUP BY 1
     ), bad_rows AS (
         -- what the hot tables' CHECK constraints held before 0.8
@@ -202,7 +218,7 @@ AS $audit$
      ORDER BY c.sku_id
 $audit$;
 COMMENT ON FUNCTION @extschema@.stock_audit() IS
-    'Checks the stock invariants per SKU (no negatives; available/held/sold match the journal; held matches held holds; sold matches confirmed holds and direct sales; purchase tallies match holds; every hold, journal row and tally well-formed)';
+    'Checks the stock invariants per SKU (no negatives; available/held/sold match the journal; held matches held holds; sold matches confirmed holds and direct sales; purchase tallies match holds for SKUs with a limit; every hold, journal row and tally well-formed)';
 
 CREATE OR REPLACE FUNCTION @extschema@.order_audit()
 RETURNS TABLE (order_no bigint, ok boolean, detail text)

@@ -317,6 +317,9 @@ AS $audit$
                       GROUP BY sh.sku_id, sh.buyer_id) x
             ON x.sku_id = t.sku_id AND x.buyer_id = t.buyer_id
          WHERE COALESCE(t.units, 0) <> COALESCE(x.units, 0)
+           -- only a SKU with a purchase limit has tallies (0.8)
+           AND EXISTS (SELECT FROM @extschema@.sku k
+                        WHERE k.sku_id = COALESCE(t.sku_id, x.sku_id) AND k.purchase_limit IS NOT NULL)
          GROUP BY 1
     ), bad_rows AS (
         -- what the hot tables' CHECK constraints held before 0.8
@@ -1376,7 +1379,7 @@ COMMENT ON FUNCTION @extschema@.set_buckets(bigint, integer) IS
 COMMENT ON FUNCTION @extschema@.set_purchase_limit(bigint, bigint) IS
     'Sets the most units one buyer may hold and buy of a SKU (NULL: no limit)';
 COMMENT ON FUNCTION @extschema@.stock_audit() IS
-    'Checks the stock invariants per SKU (no negatives; available/held/sold match the journal; held matches held holds; sold matches confirmed holds and direct sales; purchase tallies match holds; every hold, journal row and tally well-formed)';
+    'Checks the stock invariants per SKU (no negatives; available/held/sold match the journal; held matches held holds; sold matches confirmed holds and direct sales; purchase tallies match holds for SKUs with a limit; every hold, journal row and tally well-formed)';
 
 -- ids
 COMMENT ON TABLE @extschema@.id_tags IS

@@ -340,7 +340,13 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 	{
 		ReserveLine *l = &lines[done];
 
-		if (has_buyer)
+		/*
+		 * Only a SKU with a purchase limit has tallies (stock_admin.c:
+		 * set_purchase_limit rebuilds them, locking reserve's lookups
+		 * out).  A transaction snapshot may predate a new limit, so
+		 * REPEATABLE READ and SERIALIZABLE count every SKU, as before.
+		 */
+		if (has_buyer && (l->has_limit || IsolationUsesXactSnapshot()))
 		{
 			tally_add(l->sku_id, buyer_id, l->qty, l->has_limit, l->limit);
 			l->tallied = true;

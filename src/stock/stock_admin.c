@@ -272,6 +272,35 @@ OeStockSetPrice(int64 sku_id, Datum price)
 	SPI_finish();
 }
 
+/*
+ * Purchase tallies exist only for SKUs with a limit: reserve skips the
+ * upsert for the others (READ COMMITTED; see stock.c).  So setting a limit
+ * rebuilds the SKU's tallies from its held and confirmed holds, and
+ * removing it drops them, and neither may race with a reserve that read
+ * the old limit.  The ACCESS EXCLUSIVE lock on sku waits for every
+ * transaction that read the table (reserve's lookup keeps its ACCESS
+ * SHARE lock until it ends) and holds new readers back until this
+ * transaction ends; their lookups, run after the lock, see the new limit
+ * (isolation stock_limit_set_during_reserve).  A short stall of every
+ * stock call: set limits before a sale opens.
+ */
+static SPIPlanPtr plan_lock_skus;
+static const char sql_lock_skus[] =
+"LOCK TABLE order_engine.sku IN ACCESS EXCLUSIVE MODE";
+
+static SPIPlanPtr plan_tally_drop;
+static const char sql_tally_drop[] =
+"DELETE FROM order_engine.purchase_tally WHERE sku_id OPERATOR(pg_catalog.=) $1";
+
+static SPIPlanPtr plan_tally_rebuild;
+static const char sql_tally_rebuild[] =
+"INSERT INTO order_engine.purchase_tally (sku_id, buyer_id, units)"
+" SELECT h.sku_id, h.buyer_id, pg_catalog.sum(h.qty)::pg_catalog.int8"
+"   FROM order_engine.stock_hold h"
+"  WHERE h.sku_id OPERATOR(pg_catalog.=) $1 AND h.buyer_id IS NOT NULL"
+"    AND h.state OPERATOR(pg_catalog.=) ANY (ARRAY['held', 'confirmed'])"
+"  GROUP BY h.sku_id, h.buyer_id";
+
 void
 OeStockSetPurchaseLimit(int64 sku_id, bool has_limit, int64 per_buyer)
 {
@@ -281,6 +310,7 @@ OeStockSetPurchaseLimit(int64 sku_id, bool has_limit, int64 per_buyer)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "order_engine: SPI_connect failed");
+	OeExecPlan(OeCachedPlan(&plan_lock_skus, sql_lock_skus, 0, NULL), NULL, NULL, false, 0);
 	v[0] = Int64GetDatum(sku_id);
 	v[1] = Int64GetDatum(per_buyer);
 	if (!has_limit)
@@ -288,5 +318,8 @@ OeStockSetPurchaseLimit(int64 sku_id, bool has_limit, int64 per_buyer)
 	OeExecPlan(OeCachedPlan(&plan_set_limit, sql_set_limit, 2, types), v, nulls, false, 0);
 	if (SPI_processed == 0)
 		OeStockSkuNotFound(sku_id);
+	OeExecPlan(OeCachedPlan(&plan_tally_drop, sql_tally_drop, 1, types), v, NULL, false, 0);
+	if (has_limit)
+		OeExecPlan(OeCachedPlan(&plan_tally_rebuild, sql_tally_rebuild, 1, types), v, NULL, false, 0);
 	SPI_finish();
 }
