@@ -25,6 +25,7 @@
 #include "jobs/jobs.h"
 #include "common/order_engine.h"
 #include "orders/orders.h"
+#include "stock/stock.h"
 #include "common/arrays.h"
 #include "common/internal_sql.h"
 
@@ -165,89 +166,17 @@ OeJobProcessBatch(OeJobId job, const int64 *items, int nitems,
 }
 
 /*
- * Lock what releasing the held holds of these orders will lock, in the
- * order reserve and release lock it: SKU by SKU in sku_id order, first
- * the buyers' purchase_tally rows of that SKU, then its buckets.  A batch
- * that released order by order locked in the batch's order instead and
- * deadlocked with reserve, place_order and confirm (found by
- * test/chaos.sh).
+ * The stock locks of a batch that releases the held holds of these orders
+ * (stock/stock_hold.c OeStockLockForRelease), each waited for at most
+ * 200 ms: a batch that cannot get them gives up (55P03, a transient error:
+ * the worker retries the batch later) long before deadlock_timeout, so a
+ * lock cycle with the worker in it never makes a client's call fail with
+ * 40P01.
  */
-enum
-{
-	Anum_batch_sku_id = 1,
-	Anum_batch_buyers
-};
-static OeQuery select_batch_skus = {
-	"SELECT h.sku_id, pg_catalog.array_agg(DISTINCT h.buyer_id)"
-	"  FILTER (WHERE h.buyer_id IS NOT NULL)"
-	" FROM order_engine.stock_hold h"
-	" WHERE h.order_no OPERATOR(pg_catalog.=) ANY ($1) AND h.state OPERATOR(pg_catalog.=) 'held'"
-	" GROUP BY h.sku_id ORDER BY h.sku_id",
-	1, {INT8ARRAYOID}
-};
-
-static OeQuery lock_sku_tallies = {
-	"SELECT 1 FROM order_engine.purchase_tally t"
-	" WHERE t.sku_id OPERATOR(pg_catalog.=) $1 AND t.buyer_id OPERATOR(pg_catalog.=) ANY ($2)"
-	" ORDER BY t.buyer_id FOR UPDATE",
-	2, {INT8OID, INT8ARRAYOID}
-};
-
-static OeQuery lock_sku_buckets = {
-	"SELECT 1 FROM order_engine.stock_bucket b"
-	" WHERE b.sku_id OPERATOR(pg_catalog.=) $1 ORDER BY b.bucket FOR UPDATE",
-	1, {INT8OID}
-};
-
 void
 OeJobLockStock(const int64 *orders, int norders)
 {
-	Datum		arg;
-	int			nestlevel;
-	int			nskus;
-	Datum	   *skus;
-	Datum	   *buyers;
-	bool	   *nobuyers;
-
-	if (norders <= 0)
-		return;
-	arg = PointerGetDatum(OeInt8Array(orders, norders));
-	OeQueryRun(&select_batch_skus, &arg, NULL, false, 0);
-	nskus = (int) SPI_processed;
-	skus = palloc(sizeof(Datum) * Max(nskus, 1));
-	buyers = palloc(sizeof(Datum) * Max(nskus, 1));
-	nobuyers = palloc(sizeof(bool) * Max(nskus, 1));
-	for (int i = 0; i < nskus; i++)
-	{
-		bool		isnull;
-
-		skus[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, Anum_batch_sku_id, &isnull);
-		buyers[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, Anum_batch_buyers,
-								  &nobuyers[i]);
-		/* copied out: the next query frees this result */
-		if (!nobuyers[i])
-			buyers[i] = SPI_datumTransfer(buyers[i], false, -1);
-	}
-
-	/*
-	 * Yield to the application: a batch that cannot get these locks
-	 * within 200 ms gives up (55P03, a transient error: the worker retries
-	 * the batch later) long before deadlock_timeout, so a lock cycle with
-	 * the worker in it never makes a client's call fail with 40P01.  Only
-	 * for these statements, like a function's SET.
-	 */
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("lock_timeout", "200", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	for (int i = 0; i < nskus; i++)
-	{
-		Datum		v[2] = {skus[i], buyers[i]};
-
-		if (!nobuyers[i])
-			OeQueryRun(&lock_sku_tallies, v, NULL, false, 0);
-		OeQueryRun(&lock_sku_buckets, v, NULL, false, 0);
-	}
-	AtEOXact_GUC(true, nestlevel);
+	OeStockLockForRelease(orders, norders, 200);
 }
 
 static OeQuery select_next_due = {

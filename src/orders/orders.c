@@ -396,7 +396,7 @@ oe_cancel_order(PG_FUNCTION_ARGS)
 			break;
 		case OE_ORDER_PAID:
 			OeOrderEnsureLive(order_no, &order);
-			OeOrderReturnStock(order_no);
+			OeStockReturnSold(order_no);
 			(void) OeOrderOweBack(order_no);
 			OeOrderTransition(order_no, order.status, OE_ORDER_REFUND_REQUIRED,
 							  NULL, NULL, reason ? reason : "cancelled by buyer after payment");

@@ -76,7 +76,6 @@ extern void OeOrderCheckPrice(Datum price);
 extern OeOrderStatus OeOrderLockLive(int64 order_no);
 
 /* refunds.c */
-extern void OeOrderReturnStock(int64 order_no);
 extern int64 OeOrderOweBack(int64 order_no);
 extern int64 OeOrderMarkRefunded(int64 order_no);
 

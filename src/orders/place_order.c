@@ -84,36 +84,6 @@ static OeQuery insert_placement = {
 };
 
 /*
- * Placement binds the order's holds to it: each lives at least until the
- * payment deadline.  Holds this call created already do (reserve counts
- * from the clock, later than the deadline's start) and are only counted;
- * one reserved earlier with a shorter ttl, for instance when the number
- * was issued at checkout, is extended.  The statement answers how many
- * holds are held until the deadline: fewer than the order's lines means
- * the sweeper released one (before our snapshot, or while we waited for
- * its row lock), and place_order refuses with OE005.  In the common case
- * both parts are index probes that write nothing.  State and expiry are
- * tested inside CASE/FILTER on purpose: as plain conditions they matched
- * the partial index on held holds' expiry, and the kept generic plan
- * scanned it (every held hold in the database) next to the order's
- * primary key, which halved place_order's throughput
- * (test/bench/orders.sh).
- */
-static OeQuery bind_holds = {
-	"WITH b AS ("
-	"  UPDATE order_engine.stock_hold SET expires_at = $2, updated_at = pg_catalog.now()"
-	"   WHERE order_no OPERATOR(pg_catalog.=) $1"
-	"     AND CASE WHEN state OPERATOR(pg_catalog.=) 'held'"
-	"              THEN expires_at OPERATOR(pg_catalog.<) $2 ELSE false END"
-	"  RETURNING 1)"
-	" SELECT (SELECT pg_catalog.count(*) FROM b) OPERATOR(pg_catalog.+)"
-	"        (SELECT pg_catalog.count(*) FILTER (WHERE h.state OPERATOR(pg_catalog.=) 'held'"
-	"                                             AND h.expires_at OPERATOR(pg_catalog.>=) $2)"
-	"           FROM order_engine.stock_hold h WHERE h.order_no OPERATOR(pg_catalog.=) $1)",
-	2, {INT8OID, TIMESTAMPTZOID}
-};
-
-/*
  * An order with this number exists: the same content gets its current
  * status back, other content is OE006.
  */
@@ -176,29 +146,6 @@ check_shard_gene(int64 order_no, int64 buyer_id)
 				 errdetail("Its gene is " INT64_FORMAT "; the buyer's is " INT64_FORMAT ".",
 						   order_no % OE_SHARD_GENE_BASE, buyer_id % OeShardCount),
 				 errhint("Take the number from next_order_no(buyer_id).")));
-}
-
-/*
- * Bind the order's holds to it: every one held until at least the
- * deadline.  Fewer than the order's lines means the sweeper released one
- * between reserve's look and ours (a hold reserved earlier that had
- * expired): the stock is gone, the order cannot be placed.
- */
-static void
-bind_order_holds(int64 order_no, int nlines, TimestampTz deadline)
-{
-	Datum		values[2];
-	bool		isnull;
-
-	values[0] = Int64GetDatum(order_no);
-	values[1] = TimestampTzGetDatum(deadline);
-	OeQueryRun(&bind_holds, values, NULL, false, 1);
-	if (DatumGetInt64(OeQueryValue(1, &isnull)) != nlines)
-		ereport(ERROR,
-				(errcode(ERRCODE_OE_HOLD_STATE_CONFLICT),
-				 errmsg("the holds of order " INT64_FORMAT " were released", order_no),
-				 errdetail("A hold reserved for this number earlier expired and was released before the order was placed."),
-				 errhint("Use a new order number to hold stock again.")));
 }
 
 /*
@@ -309,7 +256,7 @@ place_order(FunctionCallInfo fcinfo)
 		/*
 		 * created_at (now()) + pay_within; the holds get at least as long
 		 * (reserve counts from the clock, later than now(), and
-		 * bind_order_holds extends older ones), so a payment the clock
+		 * OeStockBindHolds extends older ones), so a payment the clock
 		 * says is in time always finds them held.
 		 */
 		deadline = OeTimestampPlusUsecs(GetCurrentTransactionStartTimestamp(),
@@ -324,7 +271,7 @@ place_order(FunctionCallInfo fcinfo)
 
 			/* holds made by this call outlive the deadline already */
 			if (!fresh_holds)
-				bind_order_holds(order_no, lines.n, deadline);
+				OeStockBindHolds(order_no, lines.n, deadline);
 			if (quote_token != NULL)
 				OeQuoteConsume(&quote);
 			total = DirectFunctionCall1(int8_numeric, Int64GetDatum(0));

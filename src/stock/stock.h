@@ -40,13 +40,27 @@ extern bool OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 /*
  * stock_hold.c: release every held hold of these orders that is due (at or
  * before now()) and that nobody else has locked, in one statement; the
- * caller locked the tallies and buckets first (jobs.c OeJobLockStock).
+ * caller locked the tallies and buckets first (OeStockLockForRelease).
  * Returns how many holds it released.
  */
 extern int64 OeStockReleaseDueHoldsOf(const int64 *orders, int n);
+/*
+ * stock_hold.c: lock what releasing the held holds of these orders will
+ * lock, in the order every stock call locks in, each lock waited for at
+ * most lock_timeout_ms (55P03 beyond)
+ */
+extern void OeStockLockForRelease(const int64 *orders, int norders, int lock_timeout_ms);
 extern int32 OeStockConfirm(int64 order_no);
 extern int32 OeStockConfirmAt(int64 order_no, TimestampTz now);
 extern int32 OeStockRelease(int64 order_no);
+/*
+ * stock_hold.c: a placed order's holds live until at least its deadline:
+ * extends held ones that would end sooner; OE005 unless all nlines are
+ * held until then.  Needs an SPI connection.
+ */
+extern void OeStockBindHolds(int64 order_no, int nlines, TimestampTz deadline);
+/* stock_return.c: a paid order's confirmed holds back to available */
+extern void OeStockReturnSold(int64 order_no);
 extern bool OeStockReleaseHold(int64 order_no, int64 sku_id);
 extern bool OeStockTryDeduct(int64 sku_id, int64 qty);
 extern void OeStockLockOrder(int64 order_no);
