@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/mutation.sh WORK: prove that five rules of the code are guarded.
+# test/mutation.sh WORK: prove that six rules of the code are guarded.
 #
 # For each rule, break it on purpose in a copy of the tree that
 # scripts/test.sh built in WORK (WORK/src, WORK/install), rebuild and
@@ -14,6 +14,8 @@
 #   confirm's hold-state guard   confirming a released hold allowed        regress 101_stock
 #   an id range is flushed       the XLogFlush after setval removed        TAP 205_id_flush
 #   the worker's pinned settings the worker keeps the database's SET's     TAP 505_worker_settings
+#   a new limit counts holds     set_purchase_limit without its sku lock    isolation stock_limit_set_during_reserve
+#   in flight
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -100,10 +102,16 @@ mutate "an id range is durable before it is handed out" src/ids/id_store.c \
 mutate "the worker pins its own settings" src/worker/worker.c \
     's/\n\toe_worker_pin_settings\(\);/\n\t\/\* mutant: database settings apply \*\//' \
     tap 505_worker_settings
+mutate "a limit set during a reserve counts its hold" src/stock/stock_admin.c \
+    's/\n\tOeExecPlan\(OeCachedPlan\(&plan_lock_skus, sql_lock_skus, 0, NULL\), NULL, NULL, false, 0\);/\n\t\/\* mutant: no lock on sku \*\//' \
+    isolation stock_limit_set_during_reserve
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
 if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&
-    cmp -s "$WORK/src/src/stock/stock_hold.c" "$M/src/src/stock/stock_hold.c" && run_test isolation stock_opposite_order && run_test regress 101_stock &&
+    cmp -s "$WORK/src/src/stock/stock_hold.c" "$M/src/src/stock/stock_hold.c" &&
+    cmp -s "$WORK/src/src/stock/stock_admin.c" "$M/src/src/stock/stock_admin.c" &&
+    run_test isolation stock_opposite_order && run_test regress 101_stock &&
+    run_test isolation stock_limit_set_during_reserve &&
     run_test tap 205_id_flush && run_test tap 505_worker_settings; then
     echo "ok - the unmutated code passes the same tests"; PASSED=$((PASSED + 1))
 else
