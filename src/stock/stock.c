@@ -277,9 +277,6 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 
 	if (created)
 		*created = false;
-	/* a one-line order on a sold-out SKU: two index probes, no SPI */
-	if (nlines == 1 && OeStockPeekShort(order_no, sku_ids[0], qtys[0]))
-		return false;
 	/*
 	 * The number's lock first (place_order holds it already): the lookup
 	 * then runs after it, sees what an identical call committed before it,

@@ -215,6 +215,14 @@ oe_reserve(PG_FUNCTION_ARGS)
 	ttl_usecs = OeStockTtlUsecs(PG_GETARG_INTERVAL_P(3));
 	OeStockCheckLines(nskus, skus, qtys);
 
+	/*
+	 * A one-line order on a sold-out SKU: two index probes and no SQL
+	 * (stock_peek.c), so answered before the owner switch and the
+	 * search_path pin, which only SQL needs.
+	 */
+	if (nskus == 1 && OeStockPeekShort(order_no, skus[0], qtys[0]))
+		PG_RETURN_BOOL(false);
+
 	/* reserve is not SECURITY DEFINER: see internal_sql.c */
 	OeInternalEnter(&scope, true);
 	PG_TRY();

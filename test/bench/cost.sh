@@ -27,12 +27,16 @@ bench_psql -o /dev/null <<'SQL'
 SELECT order_engine.restock(g, 100000000) FROM generate_series(1, 999) g;
 SELECT order_engine.set_price(g, 1.50 + g % 7) FROM generate_series(1, 999) g;
 SELECT order_engine.create_id_tag('cost');
+-- a sold-out SKU (flash sale over)
+SELECT order_engine.restock(1000, 1);
+SELECT order_engine.try_deduct(1000, 1);
 
 -- the plain schema a client would write, with the indexes it needs for
 -- the same features: hold expiry, buyer and seller history, pending events
 CREATE TABLE p_stock (sku_id bigint PRIMARY KEY, available bigint NOT NULL CHECK (available >= 0),
                       held bigint NOT NULL DEFAULT 0, price numeric NOT NULL);
 INSERT INTO p_stock SELECT g, 100000000, 0, 1.50 + g % 7 FROM generate_series(1, 999) g;
+INSERT INTO p_stock VALUES (1000, 0, 0, 2);
 CREATE TABLE p_hold (order_no bigint, sku_id bigint, qty bigint, state text, expires_at timestamptz,
                      PRIMARY KEY (order_no, sku_id));
 CREATE INDEX ON p_hold (expires_at) WHERE state = 'held';
@@ -91,6 +95,11 @@ call_plain_reserve() {
     echo "BEGIN"; echo "EXECUTE s($((1 + $1 % 999)), 1)"; echo "EXECUTE h($((5000000 + $1)), $((1 + $1 % 999)))"; echo "COMMIT"
 }
 
+prepare_sold_out() { echo "PREPARE r(bigint) AS SELECT order_engine.reserve(\$1, '{1000}', '{1}', '30 minutes')"; }
+call_sold_out() { echo "EXECUTE r($((7000000 + $1)))"; }
+prepare_plain_sold_out() { echo "PREPARE s AS UPDATE p_stock SET available = available - 1, held = held + 1 WHERE sku_id = 1000 AND available >= 1"; }
+call_plain_sold_out() { echo "EXECUTE s"; }
+
 prepare_idem() {
     echo "PREPARE b(text) AS SELECT state FROM order_engine.idem_begin('cost', \$1, '{\"a\": 1}')"
     echo "PREPARE f(text) AS SELECT order_engine.idem_finish('cost', \$1, '{\"r\": 1}')"
@@ -142,7 +151,7 @@ per_call() {
 
 OFFSET=1000000
 printf '%-14s %14s %14s %8s\n' "call" "order_engine" "plain SQL" "ratio"
-for pair in "place_order plain_order" "reserve plain_reserve" "idem plain_idem" "next_id plain_next_id"; do
+for pair in "place_order plain_order" "reserve plain_reserve" "sold_out plain_sold_out" "idem plain_idem" "next_id plain_next_id"; do
     set -- $pair
     if [ -n "$ONLY" ] && [ "$ONLY" != "$1" ]; then continue; fi
     e=$(per_call "$1")
@@ -154,7 +163,7 @@ done
 # WAL bytes per call, on the server (one backend, the same statements)
 bench_as_postgres pg_ctl -D "$BENCH_DIR/data" -l "$BENCH_DIR/server.log" -w start >/dev/null
 printf '\n%-14s %14s %14s\n' "call" "WAL B/call" "plain B/call"
-for pair in "place_order plain_order" "reserve plain_reserve" "idem plain_idem" "next_id plain_next_id"; do
+for pair in "place_order plain_order" "reserve plain_reserve" "sold_out plain_sold_out" "idem plain_idem" "next_id plain_next_id"; do
     set -- $pair
     if [ -n "$ONLY" ] && [ "$ONLY" != "$1" ]; then continue; fi
     line=""
