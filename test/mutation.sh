@@ -90,7 +90,7 @@ mutate() {
 mutate "reserve locks its lines in sku order" src/stock/stock.c \
     's/\tqsort\(lines, nlines, sizeof\(ReserveLine\), line_cmp\);/\t\/\* mutant: no sort \*\//' \
     isolation stock_opposite_order
-mutate "the purchase limit holds" src/stock/stock.c \
+mutate "the purchase limit holds" src/stock/stock_tally.c \
     's/\(t\.units OPERATOR\(pg_catalog\.\+\) excluded\.units\) OPERATOR\(pg_catalog\.<=\) \$4/true/' \
     regress 101_stock
 mutate "a released hold cannot be confirmed" src/stock/stock_hold.c \
@@ -110,6 +110,7 @@ mutate "a limit set during a reserve counts its hold" src/stock/stock_admin.c \
 if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&
     cmp -s "$WORK/src/src/stock/stock_hold.c" "$M/src/src/stock/stock_hold.c" &&
     cmp -s "$WORK/src/src/stock/stock_admin.c" "$M/src/src/stock/stock_admin.c" &&
+    cmp -s "$WORK/src/src/stock/stock_tally.c" "$M/src/src/stock/stock_tally.c" &&
     run_test isolation stock_opposite_order && run_test regress 101_stock &&
     run_test isolation stock_limit_set_during_reserve &&
     run_test tap 205_id_flush && run_test tap 505_worker_settings; then

@@ -87,7 +87,7 @@ OeReleaseExpired(int32 max_rows)
 	SPI_connect();
 	OeQueryRun(&select_due_orders, &arg, NULL, false, 0);
 	orders = OeQueryInt64Column(&n);
-	OeJobLockStock(orders, (int) n);
+	OeStockLockForRelease(orders, (int) n, OE_JOB_STOCK_LOCK_TIMEOUT_MS);
 	done = OeJobProcessBatch(OE_JOB_RELEASE_EXPIRED, orders, (int) n, release_batch,
 							 release_order_holds);
 	SPI_finish();

@@ -25,7 +25,6 @@
 #include "jobs/jobs.h"
 #include "common/order_engine.h"
 #include "orders/orders.h"
-#include "stock/stock.h"
 #include "common/arrays.h"
 #include "common/internal_sql.h"
 
@@ -163,20 +162,6 @@ OeJobProcessBatch(OeJobId job, const int64 *items, int nitems,
 		FreeErrorData(edata);
 	}
 	return done;
-}
-
-/*
- * The stock locks of a batch that releases the held holds of these orders
- * (stock/stock_hold.c OeStockLockForRelease), each waited for at most
- * 200 ms: a batch that cannot get them gives up (55P03, a transient error:
- * the worker retries the batch later) long before deadlock_timeout, so a
- * lock cycle with the worker in it never makes a client's call fail with
- * 40P01.
- */
-void
-OeJobLockStock(const int64 *orders, int norders)
-{
-	OeStockLockForRelease(orders, norders, 200);
 }
 
 static OeQuery select_next_due = {

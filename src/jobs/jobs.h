@@ -72,8 +72,14 @@ extern const OeJob OeJobTable[OE_NUM_JOBS];
 
 extern const char *OeJobName(OeJobId job);
 
-/* lock the stock buckets of these orders' held holds in reserve's order */
-extern void OeJobLockStock(const int64 *orders, int norders);
+/*
+ * A batch that releases stock locks what the release will lock first
+ * (OeStockLockForRelease), each lock waited for at most this long: one
+ * that cannot get them gives up (55P03, a transient error: the worker
+ * retries the batch later) long before deadlock_timeout, so a lock cycle
+ * with the worker in it never makes a client's call fail with 40P01.
+ */
+#define OE_JOB_STOCK_LOCK_TIMEOUT_MS	200
 
 /* process items one by one; returns how many succeeded */
 extern int64 OeJobProcessRows(OeJobId job, const int64 *items, int nitems,

@@ -90,21 +90,6 @@ static const char sql_info[] =
 "   WHERE x.order_no OPERATOR(pg_catalog.=) $2 AND x.sku_id OPERATOR(pg_catalog.=) u.sku_id LIMIT 1) h ON true"
 " ORDER BY u.i";
 
-/* the purchase limit: the conditional upsert is both lock and check */
-static SPIPlanPtr plan_tally_add;
-static const char sql_tally_add[] =
-"INSERT INTO order_engine.purchase_tally AS t (sku_id, buyer_id, units)"
-" VALUES ($1, $2, $3)"
-" ON CONFLICT (sku_id, buyer_id) DO UPDATE SET units = t.units OPERATOR(pg_catalog.+) excluded.units"
-"  WHERE $4::pg_catalog.int8 IS NULL"
-"   OR (t.units OPERATOR(pg_catalog.+) excluded.units) OPERATOR(pg_catalog.<=) $4"
-" RETURNING t.units";
-
-static SPIPlanPtr plan_tally_sub;
-static const char sql_tally_sub[] =
-"UPDATE order_engine.purchase_tally SET units = units OPERATOR(pg_catalog.-) $3"
-" WHERE sku_id OPERATOR(pg_catalog.=) $1 AND buyer_id OPERATOR(pg_catalog.=) $2";
-
 static SPIPlanPtr plan_hold_insert;
 static const char sql_hold_insert[] =
 "WITH h AS (INSERT INTO order_engine.stock_hold"
@@ -145,52 +130,6 @@ parts_arrays(const StockPart *parts, int n, Datum *buckets, Datum *qtys)
 	}
 	*buckets = PointerGetDatum(OeInt4Array(b, n));
 	*qtys = PointerGetDatum(OeInt8Array(q, n));
-}
-
-/* give qty units back to the buyer's tally (a released hold, a reserve undone) */
-void
-OeStockTallySub(int64 sku_id, int64 buyer_id, int64 qty)
-{
-	static const Oid types[] = {INT8OID, INT8OID, INT8OID};
-	Datum		v[3];
-
-	v[0] = Int64GetDatum(sku_id);
-	v[1] = Int64GetDatum(buyer_id);
-	v[2] = Int64GetDatum(qty);
-	OeExecPlan(OeCachedPlan(&plan_tally_sub, sql_tally_sub, 3, types), v, NULL, false, 0);
-}
-
-/*
- * Count qty against the buyer's purchase limit, or raise
- * PURCHASE_LIMIT_EXCEEDED.  The upsert locks the (sku, buyer) tally row,
- * so two sessions of one buyer are counted one after the other.
- */
-static void
-tally_add(int64 sku_id, int64 buyer_id, int64 qty, bool has_limit, int64 limit)
-{
-	static const Oid types[] = {INT8OID, INT8OID, INT8OID, INT8OID};
-	Datum		v[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-
-	if (has_limit && qty > limit)
-		ereport(ERROR,
-				(errcode(ERRCODE_OE_PURCHASE_LIMIT_EXCEEDED),
-				 errmsg("purchase limit of SKU " INT64_FORMAT " exceeded", sku_id),
-				 errdetail("Buyer " INT64_FORMAT " asks for " INT64_FORMAT " units; the limit is " INT64_FORMAT " per buyer.",
-						   buyer_id, qty, limit)));
-	v[0] = Int64GetDatum(sku_id);
-	v[1] = Int64GetDatum(buyer_id);
-	v[2] = Int64GetDatum(qty);
-	v[3] = Int64GetDatum(limit);
-	if (!has_limit)
-		nulls[3] = 'n';
-	OeExecPlan(OeCachedPlan(&plan_tally_add, sql_tally_add, 4, types), v, nulls, false, 0);
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_OE_PURCHASE_LIMIT_EXCEEDED),
-				 errmsg("purchase limit of SKU " INT64_FORMAT " exceeded", sku_id),
-				 errdetail("Buyer " INT64_FORMAT " already holds or bought units of this SKU; " INT64_FORMAT " more would pass the limit of " INT64_FORMAT ".",
-						   buyer_id, qty, limit)));
 }
 
 static int
@@ -345,7 +284,7 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 		 */
 		if (has_buyer && (l->has_limit || IsolationUsesXactSnapshot()))
 		{
-			tally_add(l->sku_id, buyer_id, l->qty, l->has_limit, l->limit);
+			OeStockTallyAdd(l->sku_id, buyer_id, l->qty, l->has_limit, l->limit);
 			l->tallied = true;
 		}
 		if (!OeStockTake(l->sku_id, l->qty, l->nbuckets, true, &l->parts, &l->nparts))

@@ -63,20 +63,6 @@ static const char sql_transition[] =
 " SELECT $2, $4, $5, $6, $7, $1 FROM h";
 
 /*
- * Serialise reserve/confirm/release of one order number for the rest of
- * the transaction, so a repeat never races its original.  The tag is the
- * order-number space of common/lock_tags.h.
- */
-void
-OeStockLockOrder(int64 order_no)
-{
-	LOCKTAG		tag;
-
-	OeLockTagOrder(&tag, order_no);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-}
-
-/*
  * The worker's release of a batch, set-based: the holds, their bucket
  * parts, the buyers' tallies and the journal in one statement instead of
  * five statements per hold (release one hold, below).  Every bucket and
@@ -154,21 +140,6 @@ OeStockReleaseDueHoldsOf(const int64 *orders, int n)
 		elog(ERROR, "order_engine: " INT64_FORMAT " bucket rows for " INT64_FORMAT " bucket parts of released holds",
 			 moved, parts);
 	return holds;
-}
-
-/*
- * The same lock, if nobody holds it: close_unpaid takes it before any
- * stock lock (the order every client takes them in) and leaves an order
- * whose number is busy to the next batch rather than wait with the
- * batch's bucket locks held.
- */
-bool
-OeStockTryLockOrder(int64 order_no)
-{
-	LOCKTAG		tag;
-
-	OeLockTagOrder(&tag, order_no);
-	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 /* copy the hold rows of the last SPI result out (the next call frees it) */
