@@ -56,10 +56,22 @@ sub start_clients
 	return @h;
 }
 
+# how many answers the clients have received so far
+sub received
+{
+	my $n = 0;
+	$n += () = ${ $_->{out} } =~ /got/g for @_;
+	return $n;
+}
+
 my @first = start_clients($primary, 'p');
-# let them draw for a random 1 to 3 s
-my $until = time() + 1 + int(rand(3));
+# let them draw until they have 200 answers (a loaded machine may take a
+# while to start them: a wait for the condition, not a window of seconds)
+# and then for a random 0 to 2 s more
+my $deadline = time() + 120;
 $_->{h}->pump_nb for @first;
+while (received(@first) < 200 && time() < $deadline) { $_->{h}->pump_nb for @first; usleep(20_000); }
+my $until = time() + int(rand(3));
 while (time() < $until) { $_->{h}->pump_nb for @first; usleep(20_000); }
 # then cut the standby off (its WAL receiver stopped) while the clients go
 # on, so that anything handed out from now on that needed a new range was
@@ -79,7 +91,7 @@ $standby->promote;
 ok(wait_for($standby, q{SELECT NOT pg_is_in_recovery()}), 'the standby was promoted');
 
 my @second = start_clients($standby, 's');
-my $deadline = time() + 120;
+$deadline = time() + 120;
 while (time() < $deadline && grep { $_->{h}->pumpable } @second)
 {
 	$_->{h}->pump_nb for @second;
