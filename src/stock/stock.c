@@ -56,40 +56,6 @@ typedef struct ReserveLine
 	StockPart  *parts;
 } ReserveLine;
 
-/*
- * reserve's lookup: per line the SKU, its unlocked availability and any
- * hold of this order; the last column counts all holds of the order.
- * Each line is index probes: the LATERAL subqueries with LIMIT 1 are never
- * flattened into joins, so the kept generic plan cannot turn into a hash
- * join over a sequential scan of every SKU (which the plain joins did on a
- * catalogue of a thousand SKUs, 1.6M instructions for a one-line reserve:
- * test/bench/cost.sh).
- */
-enum
-{
-	Anum_info_known = 1,
-	Anum_info_purchase_limit,
-	Anum_info_nbuckets,
-	Anum_info_available,
-	Anum_info_hold_qty,
-	Anum_info_hold_state,
-	Anum_info_hold_buyer_id,
-	Anum_info_order_holds
-};
-static SPIPlanPtr plan_info;
-static const char sql_info[] =
-"SELECT COALESCE(s.known, false), s.purchase_limit, s.nbuckets, COALESCE(s.available, 0),"
-"  h.qty, h.state, h.buyer_id,"
-"  (SELECT pg_catalog.count(*) FROM order_engine.stock_hold o WHERE o.order_no OPERATOR(pg_catalog.=) $2)"
-" FROM pg_catalog.unnest($1::pg_catalog.int8[]) WITH ORDINALITY AS u(sku_id, i)"
-" LEFT JOIN LATERAL (SELECT true AS known, k.purchase_limit, k.nbuckets,"
-"     (SELECT COALESCE(pg_catalog.sum(b.available), 0)::pg_catalog.int8"
-"        FROM order_engine.stock_bucket b WHERE b.sku_id OPERATOR(pg_catalog.=) k.sku_id) AS available"
-"   FROM order_engine.sku k WHERE k.sku_id OPERATOR(pg_catalog.=) u.sku_id LIMIT 1) s ON true"
-" LEFT JOIN LATERAL (SELECT x.qty, x.state, x.buyer_id FROM order_engine.stock_hold x"
-"   WHERE x.order_no OPERATOR(pg_catalog.=) $2 AND x.sku_id OPERATOR(pg_catalog.=) u.sku_id LIMIT 1) h ON true"
-" ORDER BY u.i";
-
 static SPIPlanPtr plan_hold_insert;
 static const char sql_hold_insert[] =
 "WITH h AS (INSERT INTO order_engine.stock_hold"
@@ -141,54 +107,31 @@ line_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* run reserve's lookup; returns how many holds the order already has */
+/*
+ * reserve's lookup (stock_look.c): per line the SKU, its unlocked
+ * availability and any hold of this order; returns how many holds the
+ * order has in all.  The hold columns go to looks.
+ */
 static int64
-reserve_lookup(int64 order_no, ReserveLine *lines, int nlines,
-			   char ***hstates, int64 **hqtys, bool **hbuyer_null, int64 **hbuyers,
-			   bool **hexists)
+reserve_lookup(int64 order_no, ReserveLine *lines, int nlines, StockLook **looks)
 {
-	static const Oid types[] = {INT8ARRAYOID, INT8OID};
-	Datum		v[2];
-	int64	   *skus = palloc(sizeof(int64) * nlines);
-	int64		order_holds = 0;
-	int			i;
+	int64		order_holds;
 
-	for (i = 0; i < nlines; i++)
-		skus[i] = lines[i].sku_id;
-	v[0] = PointerGetDatum(OeInt8Array(skus, nlines));
-	v[1] = Int64GetDatum(order_no);
-	OeExecPlan(OeCachedPlan(&plan_info, sql_info, 2, types), v, NULL, false, 0);
-	if (SPI_processed != (uint64) nlines)
-		elog(ERROR, "order_engine: stock lookup returned %llu rows for %d lines",
-			 (unsigned long long) SPI_processed, nlines);
-
-	*hstates = palloc0(sizeof(char *) * nlines);
-	*hqtys = palloc0(sizeof(int64) * nlines);
-	*hbuyer_null = palloc0(sizeof(bool) * nlines);
-	*hbuyers = palloc0(sizeof(int64) * nlines);
-	*hexists = palloc0(sizeof(bool) * nlines);
-	for (i = 0; i < nlines; i++)
+	*looks = palloc0(sizeof(StockLook) * nlines);
+	for (int i = 0; i < nlines; i++)
+		(*looks)[i].sku_id = lines[i].sku_id;
+	order_holds = OeStockLook(order_no, *looks, nlines);
+	for (int i = 0; i < nlines; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
 		ReserveLine *l = &lines[i];
+		StockLook  *k = &(*looks)[i];
 
-		l->known = DatumGetBool(StockCol(tup, desc, Anum_info_known));
-		l->has_limit = !StockColIsNull(tup, desc, Anum_info_purchase_limit);
-		l->limit = l->has_limit ? DatumGetInt64(StockCol(tup, desc, Anum_info_purchase_limit)) : 0;
-		l->nbuckets = l->known ? DatumGetInt32(StockCol(tup, desc, Anum_info_nbuckets)) : 1;
-		l->available = DatumGetInt64(StockCol(tup, desc, Anum_info_available));
-		(*hexists)[i] = !StockColIsNull(tup, desc, Anum_info_hold_qty);
-		if ((*hexists)[i])
-		{
-			(*hqtys)[i] = DatumGetInt64(StockCol(tup, desc, Anum_info_hold_qty));
-			(*hstates)[i] = TextDatumGetCString(StockCol(tup, desc, Anum_info_hold_state));
-			(*hbuyer_null)[i] = StockColIsNull(tup, desc, Anum_info_hold_buyer_id);
-			(*hbuyers)[i] = (*hbuyer_null)[i] ? 0 : DatumGetInt64(StockCol(tup, desc, Anum_info_hold_buyer_id));
-		}
-		order_holds = DatumGetInt64(StockCol(tup, desc, Anum_info_order_holds));
+		l->known = k->known;
+		l->has_limit = k->has_limit;
+		l->limit = k->limit;
+		l->nbuckets = k->nbuckets;
+		l->available = k->available;
 	}
-	SPI_freetuptable(SPI_tuptable);
 	return order_holds;
 }
 
@@ -203,11 +146,7 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 			   bool *created)
 {
 	ReserveLine *lines;
-	char	  **hstates;
-	int64	   *hqtys,
-			   *hbuyers;
-	bool	   *hbuyer_null,
-			   *hexists;
+	StockLook  *looks;
 	bool		result = true;
 	int64		order_holds;
 	TimestampTz expires_at;
@@ -235,15 +174,16 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 	}
 	qsort(lines, nlines, sizeof(ReserveLine), line_cmp);
 
-	order_holds = reserve_lookup(order_no, lines, nlines, &hstates, &hqtys,
-								 &hbuyer_null, &hbuyers, &hexists);
+	order_holds = reserve_lookup(order_no, lines, nlines, &looks);
 	if (order_holds > 0)
 	{
 		/* a repeat: it must be the same order, and still held */
 		for (i = 0; i < nlines; i++)
 		{
-			if (!hexists[i] || hqtys[i] != lines[i].qty ||
-				hbuyer_null[i] != !has_buyer || (has_buyer && hbuyers[i] != buyer_id))
+			StockLook  *k = &looks[i];
+
+			if (!k->hold_exists || k->hold_qty != lines[i].qty ||
+				k->hold_has_buyer != has_buyer || (has_buyer && k->hold_buyer_id != buyer_id))
 				break;
 		}
 		if (i < nlines || order_holds != nlines)
@@ -253,7 +193,7 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 					 errdetail("A repeated reserve must name the same SKUs, quantities and buyer as the first one."),
 					 errhint("Use a new order number for a different order.")));
 		for (i = 0; i < nlines; i++)
-			if (strcmp(hstates[i], "released") == 0)
+			if (strcmp(looks[i].hold_state, "released") == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_OE_HOLD_STATE_CONFLICT),
 						 errmsg("the holds of order " INT64_FORMAT " were released", order_no),

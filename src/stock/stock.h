@@ -73,7 +73,7 @@ extern void OeStockSkuNotFound(int64 sku_id) pg_attribute_noreturn();
 extern void OeStockUnitPrices(int n, const int64 *sku_ids, Datum *prices,
 							  bool *has_price);
 
-/* stock_peek.c: the cheap "no" for a one-line reserve of a sold-out SKU */
+/* stock_look.c: the cheap "no" for a one-line reserve of a sold-out SKU */
 extern bool OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty);
 
 

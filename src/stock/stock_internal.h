@@ -10,6 +10,7 @@
  *	  stock_take.c		taking units from bucket rows; try_deduct
  *	  stock_tally.c		the purchase tally
  *	  order_lock.c		the order number's lock
+ *	  stock_look.c		the unlocked reads a reserve starts with
  *
  *-------------------------------------------------------------------------
  */
@@ -33,5 +34,27 @@ extern bool OeStockTake(int64 sku_id, int64 qty, int32 nbuckets, bool to_held,
 extern void OeStockTallyAdd(int64 sku_id, int64 buyer_id, int64 qty,
 							bool has_limit, int64 limit);
 extern void OeStockTallySub(int64 sku_id, int64 buyer_id, int64 qty);
+
+/* stock_look.c: one line of reserve's lookup (sku_id in, the rest out) */
+typedef struct StockLook
+{
+	int64		sku_id;
+	bool		known;			/* the SKU exists */
+	bool		has_limit;
+	int64		limit;			/* purchase_limit, if has_limit */
+	int32		nbuckets;		/* 1 for an unknown SKU */
+	int64		available;		/* MVCC sum over the buckets, unlocked */
+	bool		hold_exists;	/* this order holds this SKU */
+	int64		hold_qty;
+	char	   *hold_state;
+	bool		hold_has_buyer;
+	int64		hold_buyer_id;
+} StockLook;
+
+/*
+ * stock_look.c: fill looks (sorted by sku_id, distinct) under the snapshot
+ * an SPI statement would use; returns how many holds the order has
+ */
+extern int64 OeStockLook(int64 order_no, StockLook *looks, int n);
 
 #endif							/* ORDER_ENGINE_STOCK_INTERNAL_H */

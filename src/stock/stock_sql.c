@@ -217,7 +217,7 @@ oe_reserve(PG_FUNCTION_ARGS)
 
 	/*
 	 * A one-line order on a sold-out SKU: two index probes and no SQL
-	 * (stock_peek.c), so answered before the owner switch and the
+	 * (stock_look.c), so answered before the owner switch and the
 	 * search_path pin, which only SQL needs.
 	 */
 	if (nskus == 1 && OeStockPeekShort(order_no, skus[0], qtys[0]))
