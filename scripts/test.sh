@@ -462,7 +462,7 @@ suite_tap() {
     done
 }
 
-# mutation: test/mutation.sh breaks five rules, one at a time, in a copy
+# mutation: test/mutation.sh breaks each of its rules, one at a time, in a copy
 # of this build; each "ok" line is a rule whose test failed when broken
 suite_mutation() {
     local out=$WORK/mutation.log rc

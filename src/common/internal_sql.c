@@ -114,6 +114,13 @@ OeOwnerRoleId(void)
 	return role;
 }
 
+void
+OeRequireOwnerScope(void)
+{
+	if (GetUserId() != OeOwnerRoleId())
+		elog(ERROR, "order_engine: a write without SQL outside the owner's scope");
+}
+
 /*
  * The answers are kept per backend (the hot paths ask on every call) and
  * dropped with every pg_class or namespace invalidation, which ALTER

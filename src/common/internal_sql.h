@@ -75,6 +75,13 @@ extern void OeInternalExit(OeInternalScope *scope);
 /* undo a scope from a PG_CATCH block, before re-throwing */
 extern void OeInternalAbort(OeInternalScope *scope);
 
+/*
+ * ERROR unless we run as the owner role, as inside OeInternalEnter(.., true)
+ * and our SECURITY DEFINER functions: what writes our tables without SQL
+ * (direct_insert.c, stock/bucket_row.c) checks no privilege itself
+ */
+extern void OeRequireOwnerScope(void);
+
 /* impl(fcinfo) as the owner, with the path pinned; restored on error */
 extern Datum OeInternalCall(FunctionCallInfo fcinfo, PGFunction impl);
 

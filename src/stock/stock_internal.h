@@ -11,6 +11,7 @@
  *	  stock_tally.c		the purchase tally
  *	  order_lock.c		the order number's lock
  *	  stock_look.c		the unlocked reads a reserve starts with
+ *	  bucket_row.c		a bucket row's conditional delta by heap access
  *
  *-------------------------------------------------------------------------
  */
@@ -29,6 +30,15 @@ extern void OeStockMoveBucket(int64 sku_id, int32 bucket, int64 da, int64 dh,
 							  int64 ds);
 extern bool OeStockTake(int64 sku_id, int64 qty, int32 nbuckets, bool to_held,
 						StockPart **parts, int *nparts);
+
+/*
+ * bucket_row.c: if bucket row (sku_id, bucket) has available >=
+ * min_available, add (da, dh, ds) to (available, held, sold), as the
+ * conditional UPDATE would: 1 done, 0 no such row or too little, -1 the
+ * table needs the UPDATE statement
+ */
+extern int	OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
+								int64 da, int64 dh, int64 ds);
 
 /* stock_tally.c: the buyer's purchase tally (SKUs with a limit) */
 extern void OeStockTallyAdd(int64 sku_id, int64 buyer_id, int64 qty,

@@ -39,6 +39,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "common/order_engine.h"
 #include "stock/stock.h"
 #include "stock/stock_internal.h"
 
@@ -140,7 +141,7 @@ look_cmp(const void *key, const void *elem)
 int64
 OeStockLook(int64 order_no, StockLook *looks, int n)
 {
-	Oid			nsp = get_namespace_oid("order_engine", false);
+	Oid			nsp = get_namespace_oid(OE_SCHEMA_NAME, false);
 	LookRel		skus,
 				buckets,
 				holds;
@@ -243,7 +244,7 @@ OeStockLook(int64 order_no, StockLook *looks, int n)
 bool
 OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty)
 {
-	Oid			nsp = get_namespace_oid("order_engine", true);
+	Oid			nsp = get_namespace_oid(OE_SCHEMA_NAME, true);
 	LookRel		buckets,
 				holds;
 	Snapshot	snap;

@@ -105,13 +105,20 @@ OeStockMoveBucket(int64 sku_id, int32 bucket, int64 da, int64 dh, int64 ds)
 	static const Oid types[] = {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID};
 	Datum		v[5];
 
-	v[0] = Int64GetDatum(sku_id);
-	v[1] = Int32GetDatum(bucket);
-	v[2] = Int64GetDatum(da);
-	v[3] = Int64GetDatum(dh);
-	v[4] = Int64GetDatum(ds);
-	OeExecPlan(OeCachedPlan(&plan_move, sql_move, 5, types), v, NULL, false, 0);
-	if (SPI_processed != 1)
+	int			done = OeStockBucketRowAdd(sku_id, bucket, PG_INT64_MIN, da, dh, ds);
+
+	if (done < 0)
+	{
+		/* the table needs the UPDATE statement (bucket_row.c) */
+		v[0] = Int64GetDatum(sku_id);
+		v[1] = Int32GetDatum(bucket);
+		v[2] = Int64GetDatum(da);
+		v[3] = Int64GetDatum(dh);
+		v[4] = Int64GetDatum(ds);
+		OeExecPlan(OeCachedPlan(&plan_move, sql_move, 5, types), v, NULL, false, 0);
+		done = (SPI_processed == 1);
+	}
+	if (done != 1)
 		elog(ERROR, "order_engine: bucket %d of SKU " INT64_FORMAT " is missing",
 			 bucket, sku_id);
 }
@@ -293,8 +300,16 @@ OeStockTake(int64 sku_id, int64 qty, int32 nbuckets, bool to_held,
 		static const Oid types[] = {INT8OID, INT8OID, INT8OID, INT8OID};
 
 		/* one row: a failed take may keep its lock, there is no other */
-		OeExecPlan(OeCachedPlan(&plan_take0, sql_take0, 4, types), v, NULL, false, 0);
-		got = (SPI_processed == 1);
+		int			done = OeStockBucketRowAdd(sku_id, 0, qty, -qty,
+											   to_held ? qty : 0, to_held ? 0 : qty);
+
+		if (done < 0)
+		{
+			/* the table needs the UPDATE statement (bucket_row.c) */
+			OeExecPlan(OeCachedPlan(&plan_take0, sql_take0, 4, types), v, NULL, false, 0);
+			done = (SPI_processed == 1);
+		}
+		got = (done == 1);
 		if (got)
 		{
 			t.parts = palloc(sizeof(StockPart));

@@ -1,0 +1,221 @@
+/*-------------------------------------------------------------------------
+ *
+ * direct_insert.c
+ *	  Rows into one of the extension's tables by heap and index access:
+ *	  table_tuple_insert and ExecInsertIndexTuples, as logical
+ *	  replication's apply does (execReplication.c), with no plan and no
+ *	  executor start-up.
+ *
+ * Why: in a one-line reserve the INSERT of the hold and its journal row
+ * was a third of the call's instructions, most of it executor start-up
+ * (test/bench/cost.sh).  What the heap and index AMs do is what an INSERT
+ * does: the tuple gets the current command id (so the next statement, and
+ * stock_look.c after its CommandCounterIncrement, see it), unique indexes
+ * are checked (23505 as from SQL), partial index predicates are evaluated,
+ * SSI conflicts are checked, the row is WAL-logged for recovery and
+ * logical decoding, and pg_stat counts it.  What an INSERT adds on top —
+ * triggers, rules, row security, CHECK constraints, generated columns,
+ * defaults — this does not do, so OeDirectInsertBegin refuses a table
+ * that has any of them and the caller runs its SQL instead.  NOT NULL is
+ * checked here.  No permission is checked: callers are inside the
+ * internal scope (internal_sql.c), whose owner role owns the tables.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "commands/sequence.h"
+#include "executor/executor.h"
+#include "nodes/execnodes.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "common/direct_insert.h"
+#include "common/internal_sql.h"
+#include "common/order_engine.h"
+
+struct OeDirectInsert
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	int			ncols;
+	AttrNumber *attnums;		/* cols[i]'s attribute number */
+};
+
+/* the attribute number of column name of rel, or InvalidAttrNumber */
+static AttrNumber
+column_attnum(Relation rel, const char *name)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	return InvalidAttrNumber;
+}
+
+/* does rel have anything an INSERT of only cols would do beyond heap and indexes? */
+static bool
+needs_executor(Relation rel, int ncols, const AttrNumber *attnums)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->trigdesc != NULL ||
+		rel->rd_rel->relhasrules || rel->rd_rel->relrowsecurity)
+		return true;
+	if (constr && (constr->num_check > 0 || constr->has_generated_stored))
+		return true;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		bool		given = false;
+
+		if (att->attisdropped)
+			continue;
+		for (int k = 0; k < ncols; k++)
+			given |= (attnums[k] == att->attnum);
+		if (!given && (att->atthasdef || att->attidentity || att->attgenerated))
+			return true;
+	}
+	return false;
+}
+
+OeDirectInsert *
+OeDirectInsertBegin(const char *relname, int ncols, const char *const *cols)
+{
+	Oid			nsp = get_namespace_oid(OE_SCHEMA_NAME, false);
+	Oid			relid = get_relname_relid(relname, nsp);
+	OeDirectInsert *d;
+	Relation	rel;
+	AttrNumber *attnums;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "order_engine: table \"%s\" is missing", relname);
+	OeRequireOwnerScope();
+	rel = table_open(relid, RowExclusiveLock);
+	attnums = palloc(sizeof(AttrNumber) * ncols);
+	for (int i = 0; i < ncols; i++)
+	{
+		attnums[i] = column_attnum(rel, cols[i]);
+		if (attnums[i] == InvalidAttrNumber)
+			elog(ERROR, "order_engine: table \"%s\" has no column \"%s\"", relname, cols[i]);
+	}
+	if (needs_executor(rel, ncols, attnums))
+	{
+		/* keep the lock, as the INSERT the caller runs instead will */
+		table_close(rel, NoLock);
+		pfree(attnums);
+		return NULL;
+	}
+
+	d = palloc0(sizeof(OeDirectInsert));
+	d->rel = rel;
+	d->ncols = ncols;
+	d->attnums = attnums;
+	d->estate = CreateExecutorState();
+	d->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(d->rri, rel, 1, NULL, 0);
+	ExecOpenIndices(d->rri, false);
+	d->slot = ExecInitExtraTupleSlot(d->estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	return d;
+}
+
+void
+OeDirectInsertRow(OeDirectInsert *d, const Datum *values, const bool *nulls)
+{
+	TupleDesc	desc = RelationGetDescr(d->rel);
+	TupleTableSlot *slot = d->slot;
+	List	   *recheck;
+
+	ExecClearTuple(slot);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		slot->tts_values[i] = (Datum) 0;
+		slot->tts_isnull[i] = true;
+	}
+	for (int k = 0; k < d->ncols; k++)
+	{
+		slot->tts_values[d->attnums[k] - 1] = values[k];
+		slot->tts_isnull[d->attnums[k] - 1] = nulls[k];
+	}
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attnotnull && slot->tts_isnull[i])
+			elog(ERROR, "order_engine: null in column \"%s\" of \"%s\"",
+				 NameStr(att->attname), RelationGetRelationName(d->rel));
+	}
+	ExecStoreVirtualTuple(slot);
+
+	simple_table_tuple_insert(d->rel, slot);
+	if (d->rri->ri_NumIndices > 0)
+	{
+#if PG_VERSION_NUM >= 160000
+		recheck = ExecInsertIndexTuples(d->rri, slot, d->estate, false, false,
+										NULL, NIL, false);
+#else
+		recheck = ExecInsertIndexTuples(d->rri, slot, d->estate, false, false,
+										NULL, NIL);
+#endif
+		/* only deferred constraints ask for a recheck; ours are immediate */
+		list_free(recheck);
+	}
+	ResetPerTupleExprContext(d->estate);
+}
+
+/*
+ * The identity sequence of the last (table, column) asked for, kept for
+ * the backend: finding it scans pg_depend, which cost more than the
+ * nextval.  A table dropped and made again has a new OID and misses.
+ */
+static Oid	identity_rel = InvalidOid;
+static AttrNumber identity_att = InvalidAttrNumber;
+static Oid	identity_seq = InvalidOid;
+
+int64
+OeDirectInsertNextIdentity(OeDirectInsert *d, const char *col)
+{
+	AttrNumber	attnum = column_attnum(d->rel, col);
+	Oid			relid = RelationGetRelid(d->rel);
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "order_engine: table \"%s\" has no column \"%s\"",
+			 RelationGetRelationName(d->rel), col);
+	if (relid != identity_rel || attnum != identity_att ||
+		!OidIsValid(identity_seq))
+	{
+		identity_seq = InvalidOid;
+#if PG_VERSION_NUM >= 170000
+		identity_seq = getIdentitySequence(d->rel, attnum, false);
+#else
+		identity_seq = getIdentitySequence(relid, attnum, false);
+#endif
+		identity_rel = relid;
+		identity_att = attnum;
+	}
+	return nextval_internal(identity_seq, false);
+}
+
+void
+OeDirectInsertEnd(OeDirectInsert *d)
+{
+	ExecCloseIndices(d->rri);
+	ExecResetTupleTable(d->estate->es_tupleTable, false);
+	FreeExecutorState(d->estate);
+	table_close(d->rel, NoLock);
+	pfree(d->attnums);
+	pfree(d);
+}
