@@ -50,8 +50,8 @@ struct OeDirectInsert
 };
 
 /* the attribute number of column name of rel, or InvalidAttrNumber */
-static AttrNumber
-column_attnum(Relation rel, const char *name)
+AttrNumber
+OeRelationColumn(Relation rel, const char *name)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 
@@ -108,7 +108,7 @@ OeDirectInsertBegin(const char *relname, int ncols, const char *const *cols)
 	attnums = palloc(sizeof(AttrNumber) * ncols);
 	for (int i = 0; i < ncols; i++)
 	{
-		attnums[i] = column_attnum(rel, cols[i]);
+		attnums[i] = OeRelationColumn(rel, cols[i]);
 		if (attnums[i] == InvalidAttrNumber)
 			elog(ERROR, "order_engine: table \"%s\" has no column \"%s\"", relname, cols[i]);
 	}
@@ -188,7 +188,7 @@ static Oid	identity_seq = InvalidOid;
 int64
 OeDirectInsertNextIdentity(OeDirectInsert *d, const char *col)
 {
-	AttrNumber	attnum = column_attnum(d->rel, col);
+	AttrNumber	attnum = OeRelationColumn(d->rel, col);
 	Oid			relid = RelationGetRelid(d->rel);
 
 	if (attnum == InvalidAttrNumber)

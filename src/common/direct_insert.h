@@ -11,7 +11,12 @@
 
 #include "postgres.h"
 
+#include "utils/relcache.h"
+
 typedef struct OeDirectInsert OeDirectInsert;
+
+/* the attribute number of column name of rel, or InvalidAttrNumber */
+extern AttrNumber OeRelationColumn(Relation rel, const char *name);
 
 /*
  * Start inserting into order_engine.relname, the caller naming ncols

@@ -51,6 +51,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "common/direct_insert.h"
 #include "common/errors.h"
 #include "common/internal_sql.h"
 #include "common/order_engine.h"
@@ -71,17 +72,11 @@ typedef struct BucketCols
 static AttrNumber
 col(Relation rel, const char *name)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	att = OeRelationColumn(rel, name);
 
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return att->attnum;
-	}
-	elog(ERROR, "order_engine: stock_bucket has no column \"%s\"", name);
-	return InvalidAttrNumber;	/* keep compiler quiet */
+	if (att == InvalidAttrNumber)
+		elog(ERROR, "order_engine: stock_bucket has no column \"%s\"", name);
+	return att;
 }
 
 /* does an UPDATE of rel do anything this file does not? */

@@ -39,6 +39,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "common/direct_insert.h"
 #include "common/order_engine.h"
 #include "stock/stock.h"
 #include "stock/stock_internal.h"
@@ -67,18 +68,12 @@ look_open(Oid nsp, const char *relname, const char *idxname, LookRel *lr)
 static AttrNumber
 look_att(LookRel *lr, const char *name)
 {
-	TupleDesc	desc = RelationGetDescr(lr->rel);
+	AttrNumber	att = OeRelationColumn(lr->rel, name);
 
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return att->attnum;
-	}
-	elog(ERROR, "order_engine: table \"%s\" has no column \"%s\"",
-		 RelationGetRelationName(lr->rel), name);
-	return InvalidAttrNumber;	/* keep compiler quiet */
+	if (att == InvalidAttrNumber)
+		elog(ERROR, "order_engine: table \"%s\" has no column \"%s\"",
+			 RelationGetRelationName(lr->rel), name);
+	return att;
 }
 
 /* a scan of lr's primary key on its first column = key */
