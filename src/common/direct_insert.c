@@ -27,17 +27,14 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/dependency.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
 #include "nodes/execnodes.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "common/direct_access.h"
 #include "common/direct_insert.h"
 #include "common/internal_sql.h"
-#include "common/order_engine.h"
 
 struct OeDirectInsert
 {
@@ -49,33 +46,16 @@ struct OeDirectInsert
 	AttrNumber *attnums;		/* cols[i]'s attribute number */
 };
 
-/* the attribute number of column name of rel, or InvalidAttrNumber */
-AttrNumber
-OeRelationColumn(Relation rel, const char *name)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return att->attnum;
-	}
-	return InvalidAttrNumber;
-}
-
-/* does rel have anything an INSERT of only cols would do beyond heap and indexes? */
+/*
+ * does an INSERT of only cols into rel do more than the heap and index AMs
+ * (common/direct_access.c), or give a column outside cols a value?
+ */
 static bool
 needs_executor(Relation rel, int ncols, const AttrNumber *attnums)
 {
-	TupleConstr *constr = RelationGetDescr(rel)->constr;
 	TupleDesc	desc = RelationGetDescr(rel);
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->trigdesc != NULL ||
-		rel->rd_rel->relhasrules || rel->rd_rel->relrowsecurity)
-		return true;
-	if (constr && (constr->num_check > 0 || constr->has_generated_stored))
+	if (OeDirectWriteRefused(rel, false, NULL))
 		return true;
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -95,8 +75,7 @@ needs_executor(Relation rel, int ncols, const AttrNumber *attnums)
 OeDirectInsert *
 OeDirectInsertBegin(const char *relname, int ncols, const char *const *cols)
 {
-	Oid			nsp = get_namespace_oid(OE_SCHEMA_NAME, false);
-	Oid			relid = get_relname_relid(relname, nsp);
+	Oid			relid = OeSchemaRelid(relname);
 	OeDirectInsert *d;
 	Relation	rel;
 	AttrNumber *attnums;

@@ -11,19 +11,13 @@
 
 #include "postgres.h"
 
-#include "utils/relcache.h"
-
 typedef struct OeDirectInsert OeDirectInsert;
-
-/* the attribute number of column name of rel, or InvalidAttrNumber */
-extern AttrNumber OeRelationColumn(Relation rel, const char *name);
 
 /*
  * Start inserting into order_engine.relname, the caller naming ncols
  * columns that every row gives, in that order.  NULL when the table has
- * anything an INSERT would honour and this does not (a trigger, a rule,
- * row security, a CHECK constraint, a stored generated column, a column
- * outside cols with a default): the caller then runs its SQL.
+ * anything an INSERT would honour and this does not (OeDirectWriteRefused,
+ * or a column outside cols with a default): the caller then runs its SQL.
  */
 extern OeDirectInsert *OeDirectInsertBegin(const char *relname, int ncols,
 										   const char *const *cols);

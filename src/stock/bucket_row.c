@@ -27,7 +27,7 @@
  * A table with anything else an UPDATE would honour (a trigger other
  * than the foreign key's checks, which an UPDATE that keeps the key does
  * not need, a rule, row security, another CHECK) answers "use SQL" and
- * the caller runs its statement.
+ * the caller runs its statement (OeDirectWriteRefused, common/direct_access.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -40,21 +40,17 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "commands/trigger.h"
 #include "common/int.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
 #include "nodes/execnodes.h"
 #include "utils/fmgroids.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "common/direct_insert.h"
+#include "common/direct_access.h"
 #include "common/errors.h"
 #include "common/internal_sql.h"
-#include "common/order_engine.h"
 #include "stock/stock_internal.h"
 
 #define COUNTS_CHECK "stock_bucket_counts_check"
@@ -77,33 +73,6 @@ col(Relation rel, const char *name)
 	if (att == InvalidAttrNumber)
 		elog(ERROR, "order_engine: stock_bucket has no column \"%s\"", name);
 	return att;
-}
-
-/* does an UPDATE of rel do anything this file does not? */
-static bool
-needs_executor(Relation rel)
-{
-	TupleConstr *constr = RelationGetDescr(rel)->constr;
-
-	if (rel->rd_rel->relkind != RELKIND_RELATION ||
-		rel->rd_rel->relhasrules || rel->rd_rel->relrowsecurity)
-		return true;
-
-	/*
-	 * The foreign key to sku has its check triggers here; an UPDATE that
-	 * leaves sku_id alone needs no check (the key it checked is the same,
-	 * and sku's side of the key keeps it existing).  Any other trigger
-	 * would fire, so the statement runs it.
-	 */
-	if (rel->trigdesc != NULL)
-		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
-			if (RI_FKey_trigger_type(rel->trigdesc->triggers[i].tgfoid) != RI_TRIGGER_FK)
-				return true;
-	if (constr == NULL)
-		return false;
-	if (constr->has_generated_stored || constr->num_check > 1)
-		return true;
-	return constr->num_check == 1 && strcmp(constr->check[0].ccname, COUNTS_CHECK) != 0;
 }
 
 static int64
@@ -156,9 +125,8 @@ int
 OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 					int64 da, int64 dh, int64 ds)
 {
-	Oid			nsp = get_namespace_oid(OE_SCHEMA_NAME, false);
-	Oid			relid = get_relname_relid("stock_bucket", nsp);
-	Oid			pkey = get_relname_relid("stock_bucket_pkey", nsp);
+	Oid			relid = OeSchemaRelid("stock_bucket");
+	Oid			pkey = OeSchemaRelid("stock_bucket_pkey");
 	Relation	rel;
 	BucketCols	c;
 	ScanKeyData key[2];
@@ -178,7 +146,8 @@ OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 		elog(ERROR, "order_engine: stock_bucket or its primary key is missing");
 	OeRequireOwnerScope();
 	rel = table_open(relid, RowExclusiveLock);
-	if (needs_executor(rel))
+	/* the key columns are never changed here */
+	if (OeDirectWriteRefused(rel, true, COUNTS_CHECK))
 	{
 		table_close(rel, NoLock);
 		return -1;
@@ -189,8 +158,7 @@ OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 	c.held = col(rel, "held");
 	c.sold = col(rel, "sold");
 
-	CommandCounterIncrement();
-	snap = RegisterSnapshot(GetTransactionSnapshot());
+	snap = OeStatementSnapshot();
 
 	/* the version the statement's snapshot sees */
 	ScanKeyInit(&key[0], c.sku_id, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(sku_id));

@@ -11,9 +11,10 @@
  * reads the query made — unlocked MVCC reads under the snapshot SPI would
  * have used: the command counter advanced first, as SPI does before each
  * statement, then a new snapshot per call in READ COMMITTED and the
- * transaction's otherwise.  The relations are found in the extension's
- * schema by name, so nothing on the caller's search_path is consulted,
- * and no permission is checked: the rows read never leave stock/.
+ * transaction's otherwise (OeStatementSnapshot).  The relations are found
+ * in the extension's schema by name (OeSchemaRelid), so nothing on the
+ * caller's search_path is consulted, and no permission is checked: the
+ * rows read never leave stock/.
  *
  * OeStockPeekShort is the cheap "no" of a one-line order on a sold-out
  * SKU, called before the owner switch and the search_path pin: it says
@@ -30,17 +31,13 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
-#include "access/xact.h"
-#include "catalog/namespace.h"
 #include "common/int.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "common/direct_insert.h"
-#include "common/order_engine.h"
+#include "common/direct_access.h"
 #include "stock/stock.h"
 #include "stock/stock_internal.h"
 
@@ -51,13 +48,13 @@ typedef struct LookRel
 	Oid			pkey;
 } LookRel;
 
-/* open schema.relname and find its index idxname; false if either is missing */
+/* open relname and find its index idxname; false if either is missing */
 static bool
-look_open(Oid nsp, const char *relname, const char *idxname, LookRel *lr)
+look_open(const char *relname, const char *idxname, LookRel *lr)
 {
-	Oid			relid = get_relname_relid(relname, nsp);
+	Oid			relid = OeSchemaRelid(relname);
 
-	lr->pkey = get_relname_relid(idxname, nsp);
+	lr->pkey = OeSchemaRelid(idxname);
 	if (!OidIsValid(relid) || !OidIsValid(lr->pkey))
 		return false;
 	lr->rel = table_open(relid, AccessShareLock);
@@ -85,14 +82,6 @@ look_scan(LookRel *lr, int64 key, Snapshot snap)
 	/* heap attribute 1 is the first key column of all three tables */
 	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(key));
 	return systable_beginscan(lr->rel, lr->pkey, true, snap, 1, &skey);
-}
-
-/* the snapshot an SPI statement here would run under */
-static Snapshot
-look_snapshot(void)
-{
-	CommandCounterIncrement();
-	return RegisterSnapshot(GetTransactionSnapshot());
 }
 
 /* sum of available over the SKU's bucket rows; *rows how many there are */
@@ -136,7 +125,6 @@ look_cmp(const void *key, const void *elem)
 int64
 OeStockLook(int64 order_no, StockLook *looks, int n)
 {
-	Oid			nsp = get_namespace_oid(OE_SCHEMA_NAME, false);
 	LookRel		skus,
 				buckets,
 				holds;
@@ -152,9 +140,9 @@ OeStockLook(int64 order_no, StockLook *looks, int n)
 	HeapTuple	tup;
 	int64		order_holds = 0;
 
-	if (!look_open(nsp, "sku", "sku_pkey", &skus) ||
-		!look_open(nsp, "stock_bucket", "stock_bucket_pkey", &buckets) ||
-		!look_open(nsp, "stock_hold", "stock_hold_pkey", &holds))
+	if (!look_open("sku", "sku_pkey", &skus) ||
+		!look_open("stock_bucket", "stock_bucket_pkey", &buckets) ||
+		!look_open("stock_hold", "stock_hold_pkey", &holds))
 		elog(ERROR, "order_engine: a stock table or its primary key is missing");
 	limit_att = look_att(&skus, "purchase_limit");
 	nbuckets_att = look_att(&skus, "nbuckets");
@@ -164,7 +152,7 @@ OeStockLook(int64 order_no, StockLook *looks, int n)
 	hstate_att = look_att(&holds, "state");
 	hbuyer_att = look_att(&holds, "buyer_id");
 
-	snap = look_snapshot();
+	snap = OeStatementSnapshot();
 	for (int i = 0; i < n; i++)
 	{
 		StockLook  *l = &looks[i];
@@ -239,7 +227,6 @@ OeStockLook(int64 order_no, StockLook *looks, int n)
 bool
 OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty)
 {
-	Oid			nsp = get_namespace_oid(OE_SCHEMA_NAME, true);
 	LookRel		buckets,
 				holds;
 	Snapshot	snap;
@@ -249,12 +236,12 @@ OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty)
 	bool		ok;
 	bool		short_ = false;
 
-	if (!OidIsValid(nsp) || !look_open(nsp, "stock_bucket", "stock_bucket_pkey", &buckets))
+	if (!look_open("stock_bucket", "stock_bucket_pkey", &buckets))
 		return false;
-	snap = look_snapshot();
+	snap = OeStatementSnapshot();
 	sum = bucket_available(&buckets, look_att(&buckets, "available"), sku_id, snap, &rows, &ok);
 	table_close(buckets.rel, NoLock);
-	if (ok && rows > 0 && sum < qty && look_open(nsp, "stock_hold", "stock_hold_pkey", &holds))
+	if (ok && rows > 0 && sum < qty && look_open("stock_hold", "stock_hold_pkey", &holds))
 	{
 		scan = look_scan(&holds, order_no, snap);
 		short_ = !HeapTupleIsValid(systable_getnext(scan));

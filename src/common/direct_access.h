@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * common/direct_access.h
+ *	  What every read or write of our tables without SQL shares: the
+ *	  table by name, a column by name, the statement's snapshot, and the
+ *	  rule for when a write must go through SQL (direct_access.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDER_ENGINE_DIRECT_ACCESS_H
+#define ORDER_ENGINE_DIRECT_ACCESS_H
+
+#include "postgres.h"
+
+#include "utils/relcache.h"
+#include "utils/snapshot.h"
+
+/* the OID of order_engine.relname (a table or an index), InvalidOid if none */
+extern Oid	OeSchemaRelid(const char *relname);
+
+/* the attribute number of column name of rel, or InvalidAttrNumber */
+extern AttrNumber OeRelationColumn(Relation rel, const char *name);
+
+/*
+ * The snapshot an SPI statement here would run under, registered (the
+ * caller unregisters it): the command counter advanced first, as SPI does
+ * before each statement, then GetTransactionSnapshot.
+ */
+extern Snapshot OeStatementSnapshot(void);
+
+/*
+ * Would an INSERT (update_keeps_keys false), or an UPDATE that changes no
+ * key column (true), of rel do more than the heap and index AMs do: a
+ * trigger, a rule, row security, a stored generated column, a CHECK
+ * constraint other than allowed_check (NULL: none allowed)?  The foreign
+ * key's own check triggers do nothing for an UPDATE that keeps the key.
+ * Then the caller must run its SQL statement.
+ */
+extern bool OeDirectWriteRefused(Relation rel, bool update_keeps_keys,
+								 const char *allowed_check);
+
+#endif							/* ORDER_ENGINE_DIRECT_ACCESS_H */
