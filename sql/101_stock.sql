@@ -185,6 +185,14 @@ SELECT m.order_no, m.sku_id, m.kind, m.d_available, m.d_held, m.d_sold, m.reason
   FROM stock_movement m JOIN stock_hold h USING (order_no, sku_id)
  WHERE m.order_no BETWEEN 1010050 AND 1010052 ORDER BY m.movement_id;
 SELECT count(DISTINCT movement_id) = count(*) AS ids_distinct FROM stock_movement;
+-- the writes without SQL refuse a read-only transaction, as the
+-- statements do (25006), before they touch a row
+BEGIN READ ONLY;
+SELECT reserve(1010060, '{101050}', '{1}') AS read_only_reserve;
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT try_deduct(101050, 1) AS read_only_deduct;
+ROLLBACK;
 -- 400 takes of one bucket row in one transaction fill its page, so some
 -- of the new versions are not heap-only and get new index entries
 SELECT restock(101052, 1000) AS available;

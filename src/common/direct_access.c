@@ -20,9 +20,11 @@
 #include "commands/trigger.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "miscadmin.h"
 #include "utils/snapmgr.h"
 
 #include "common/direct_access.h"
+#include "common/internal_sql.h"
 #include "common/order_engine.h"
 
 Oid
@@ -76,4 +78,12 @@ OeDirectWriteRefused(Relation rel, bool update_keeps_keys, const char *allowed_c
 		if (allowed_check == NULL || strcmp(constr->check[i].ccname, allowed_check) != 0)
 			return true;
 	return false;
+}
+
+void
+OeDirectWriteAllowed(const char *cmdname)
+{
+	PreventCommandIfReadOnly(cmdname);
+	PreventCommandIfParallelMode(cmdname);
+	OeRequireOwnerScope();
 }

@@ -39,4 +39,12 @@ extern Snapshot OeStatementSnapshot(void);
 extern bool OeDirectWriteRefused(Relation rel, bool update_keeps_keys,
 								 const char *allowed_check);
 
+/*
+ * What the executor checks before it runs an INSERT or UPDATE (cmdname)
+ * of one of our tables, for a write without SQL: not in a read-only
+ * transaction or on a standby (25006), not in parallel mode, and (our own
+ * rule) only as the owner role (OeRequireOwnerScope).
+ */
+extern void OeDirectWriteAllowed(const char *cmdname);
+
 #endif							/* ORDER_ENGINE_DIRECT_ACCESS_H */

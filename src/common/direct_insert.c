@@ -34,7 +34,6 @@
 
 #include "common/direct_access.h"
 #include "common/direct_insert.h"
-#include "common/internal_sql.h"
 
 struct OeDirectInsert
 {
@@ -82,7 +81,7 @@ OeDirectInsertBegin(const char *relname, int ncols, const char *const *cols)
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "order_engine: table \"%s\" is missing", relname);
-	OeRequireOwnerScope();
+	OeDirectWriteAllowed("INSERT");
 	rel = table_open(relid, RowExclusiveLock);
 	attnums = palloc(sizeof(AttrNumber) * ncols);
 	for (int i = 0; i < ncols; i++)

@@ -50,7 +50,6 @@
 
 #include "common/direct_access.h"
 #include "common/errors.h"
-#include "common/internal_sql.h"
 #include "stock/stock_internal.h"
 
 #define COUNTS_CHECK "stock_bucket_counts_check"
@@ -144,7 +143,7 @@ OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 
 	if (!OidIsValid(relid) || !OidIsValid(pkey))
 		elog(ERROR, "order_engine: stock_bucket or its primary key is missing");
-	OeRequireOwnerScope();
+	OeDirectWriteAllowed("UPDATE");
 	rel = table_open(relid, RowExclusiveLock);
 	/* the key columns are never changed here */
 	if (OeDirectWriteRefused(rel, true, COUNTS_CHECK))

@@ -49,6 +49,9 @@ my ($ret, $out, $err) = $standby->psql('postgres',
 	"\\set VERBOSITY verbose\nSELECT order_engine.restock(1, 1)");
 like($err, qr/ERROR:  25006/, 'the API fails read-only (25006) on the standby');
 ($ret, $out, $err) = $standby->psql('postgres',
+	"\\set VERBOSITY verbose\nSELECT order_engine.reserve(2, ARRAY[1]::bigint[], ARRAY[1]::bigint[])");
+like($err, qr/ERROR:  25006/, 'reserve, which writes without SQL, fails read-only (25006) too');
+($ret, $out, $err) = $standby->psql('postgres',
 	"\\set VERBOSITY verbose\nSELECT order_engine.release_expired()");
 like($err, qr/ERROR:  25006/, 'a job called by hand fails read-only too');
 
