@@ -65,24 +65,6 @@ static const char sql_hold_insert[] =
 " INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold, order_no)"
 " SELECT $2, 'hold', OPERATOR(pg_catalog.-) $3, $3, 0, $1 FROM h";
 
-/*
- * The holds of several lines in one statement when each was taken from a
- * single bucket (every plain SKU, and most takes of a bucketed one): one
- * executor start instead of one per line.  Takes from several buckets
- * use sql_hold_insert line by line.
- */
-static SPIPlanPtr plan_holds_insert;
-static const char sql_holds_insert[] =
-"WITH h AS (INSERT INTO order_engine.stock_hold"
-"   (order_no, sku_id, qty, state, expires_at, buyer_id, buckets, bucket_qtys)"
-"   SELECT $1, u.sku_id, u.qty, 'held', $4, $5, ARRAY[u.bucket], ARRAY[u.qty]"
-"     FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.int8[]), pg_catalog.unnest($3::pg_catalog.int8[]),"
-"                     pg_catalog.unnest($6::pg_catalog.int4[])) WITH ORDINALITY AS u(sku_id, qty, bucket, i)"
-"    ORDER BY u.i"
-"   RETURNING sku_id, qty)"
-" INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold, order_no)"
-" SELECT h.sku_id, 'hold', OPERATOR(pg_catalog.-) h.qty, h.qty, 0, $1 FROM h";
-
 /* a hold's parts as stock_hold stores them: buckets int4[], bucket_qtys int8[] */
 static void
 parts_arrays(const StockPart *parts, int n, Datum *buckets, Datum *qtys)
@@ -109,62 +91,30 @@ line_cmp(const void *a, const void *b)
 }
 
 /*
- * The hold rows of a call and their journal rows by SQL: when a table has
- * what the direct insert does not do (insert_holds).
+ * The hold rows of a call and their journal rows by SQL, line by line:
+ * when a table has what the direct insert does not do (insert_holds).
  */
 static void
 insert_holds_sql(int64 order_no, ReserveLine *lines, int nlines,
 				 TimestampTz expires_at, bool has_buyer, int64 buyer_id)
 {
-	int			i;
-
-	for (i = 0; i < nlines; i++)
-		if (lines[i].nparts != 1)
-			break;
-	if (nlines > 1 && i == nlines)
+	for (int i = 0; i < nlines; i++)
 	{
-		static const Oid types[] = {INT8OID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID,
-		INT8OID, INT4ARRAYOID};
-		Datum		v[6];
-		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-		int64	   *skus = palloc(sizeof(int64) * nlines);
-		int64	   *lqtys = palloc(sizeof(int64) * nlines);
-		int32	   *buckets = palloc(sizeof(int32) * nlines);
+		static const Oid types[] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID,
+		INT8OID, INT4ARRAYOID, INT8ARRAYOID};
+		Datum		v[7];
+		char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
-		for (i = 0; i < nlines; i++)
-		{
-			skus[i] = lines[i].sku_id;
-			lqtys[i] = lines[i].qty;
-			buckets[i] = lines[i].parts[0].bucket;
-		}
 		v[0] = Int64GetDatum(order_no);
-		v[1] = PointerGetDatum(OeInt8Array(skus, nlines));
-		v[2] = PointerGetDatum(OeInt8Array(lqtys, nlines));
+		v[1] = Int64GetDatum(lines[i].sku_id);
+		v[2] = Int64GetDatum(lines[i].qty);
 		v[3] = TimestampTzGetDatum(expires_at);
 		v[4] = Int64GetDatum(buyer_id);
 		if (!has_buyer)
 			nulls[4] = 'n';
-		v[5] = PointerGetDatum(OeInt4Array(buckets, nlines));
-		OeExecPlan(OeCachedPlan(&plan_holds_insert, sql_holds_insert, 6, types), v, nulls, false, 0);
+		parts_arrays(lines[i].parts, lines[i].nparts, &v[5], &v[6]);
+		OeExecPlan(OeCachedPlan(&plan_hold_insert, sql_hold_insert, 7, types), v, nulls, false, 0);
 	}
-	else
-		for (i = 0; i < nlines; i++)
-		{
-			static const Oid types[] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID,
-			INT8OID, INT4ARRAYOID, INT8ARRAYOID};
-			Datum		v[7];
-			char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-
-			v[0] = Int64GetDatum(order_no);
-			v[1] = Int64GetDatum(lines[i].sku_id);
-			v[2] = Int64GetDatum(lines[i].qty);
-			v[3] = TimestampTzGetDatum(expires_at);
-			v[4] = Int64GetDatum(buyer_id);
-			if (!has_buyer)
-				nulls[4] = 'n';
-			parts_arrays(lines[i].parts, lines[i].nparts, &v[5], &v[6]);
-			OeExecPlan(OeCachedPlan(&plan_hold_insert, sql_hold_insert, 7, types), v, nulls, false, 0);
-		}
 }
 
 /*
