@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/mutation.sh WORK: prove that six rules of the code are guarded.
+# test/mutation.sh WORK: prove that rules of the code are guarded.
 #
 # For each rule, break it on purpose in a copy of the tree that
 # scripts/test.sh built in WORK (WORK/src, WORK/install), rebuild and
@@ -16,6 +16,7 @@
 #   the worker's pinned settings the worker keeps the database's SET's     TAP 505_worker_settings
 #   a new limit counts holds     set_purchase_limit without its sku lock    isolation stock_limit_set_during_reserve
 #   in flight
+#   a finish rechecks its claim  the recheck on the locked version dropped  isolation idem_finish_race
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -111,6 +112,9 @@ mutate "a table with a trigger gets the INSERT or UPDATE, which fires it" src/co
 mutate "a bucket row's condition is rechecked on the version locked" src/stock/bucket_row.c \
     's/\tif \(counts\[0\] >= min_available\)\n/\tif (true)\n/' \
     isolation stock_last_unit
+mutate "a finish rechecks its claim on the version it locked" src/idem/idem_key_row.c \
+    's/\t\t\tif \(held_by\(locked, rel, &c, owner, claim_hash\)\)\n/\t\t\tif (true)\n/' \
+    isolation idem_finish_race
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
 if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&
@@ -119,8 +123,10 @@ if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock
     cmp -s "$WORK/src/src/stock/stock_tally.c" "$M/src/src/stock/stock_tally.c" &&
     cmp -s "$WORK/src/src/common/direct_access.c" "$M/src/src/common/direct_access.c" &&
     cmp -s "$WORK/src/src/stock/bucket_row.c" "$M/src/src/stock/bucket_row.c" &&
+    cmp -s "$WORK/src/src/idem/idem_key_row.c" "$M/src/src/idem/idem_key_row.c" &&
     run_test isolation stock_opposite_order && run_test regress 101_stock &&
     run_test isolation stock_limit_set_during_reserve && run_test isolation stock_last_unit &&
+    run_test isolation idem_finish_race &&
     run_test tap 205_id_flush && run_test tap 505_worker_settings; then
     echo "ok - the unmutated code passes the same tests"; PASSED=$((PASSED + 1))
 else

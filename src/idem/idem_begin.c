@@ -81,30 +81,43 @@ try_key_lock(text *scope, text *key, LOCKTAG *tag)
 }
 
 /*
- * Classify the row the last read returned (SPI_tuptable, one row):
- * columns fingerprint, state, response, claimed_at, expires_at.
- * *response is set (in the upper context) for IDEM_COMPLETED.
+ * Read the row the last SPI read returned (SPI_tuptable, one row: columns
+ * fingerprint, state, response, claimed_at, expires_at); the response is
+ * copied to the upper context.
  */
-static IdemOutcome
-classify_row(bytea *fingerprint, text *scope, text *key, Datum *response,
-			 bool *response_null)
+static void
+row_from_spi(IdemKeyRow *row)
 {
 	HeapTuple	tup = SPI_tuptable->vals[0];
 	TupleDesc	desc = SPI_tuptable->tupdesc;
 	bool		isnull;
 	Datum		d;
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	bytea	   *stored_fp;
-	char	   *state;
-	TimestampTz claimed_at;
 
-	d = SPI_getbinval(tup, desc, Anum_key_expires_at, &isnull);
-	if (!isnull && DatumGetTimestampTz(d) <= now)
+	row->fingerprint = DatumGetByteaPP(SPI_getbinval(tup, desc, Anum_key_fingerprint, &isnull));
+	row->completed = strcmp(SPI_getvalue(tup, desc, Anum_key_state), "completed") == 0;
+	d = SPI_getbinval(tup, desc, Anum_key_response, &row->response_null);
+	row->response = row->response_null ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
+	d = SPI_getbinval(tup, desc, Anum_key_claimed_at, &row->claimed_at_null);
+	row->claimed_at = row->claimed_at_null ? 0 : DatumGetTimestampTz(d);
+	d = SPI_getbinval(tup, desc, Anum_key_expires_at, &row->expires_at_null);
+	row->expires_at = row->expires_at_null ? 0 : DatumGetTimestampTz(d);
+}
+
+/*
+ * What an existing key row means for this request.  *response is set
+ * for IDEM_COMPLETED.
+ */
+static IdemOutcome
+classify_row(const IdemKeyRow *row, bytea *fingerprint, text *scope, text *key,
+			 Datum *response, bool *response_null)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if (!row->expires_at_null && row->expires_at <= now)
 		return IDEM_RESET;
 
-	stored_fp = DatumGetByteaPP(SPI_getbinval(tup, desc, Anum_key_fingerprint, &isnull));
-	if (VARSIZE_ANY_EXHDR(stored_fp) != VARSIZE_ANY_EXHDR(fingerprint) ||
-		memcmp(VARDATA_ANY(stored_fp), VARDATA_ANY(fingerprint),
+	if (VARSIZE_ANY_EXHDR(row->fingerprint) != VARSIZE_ANY_EXHDR(fingerprint) ||
+		memcmp(VARDATA_ANY(row->fingerprint), VARDATA_ANY(fingerprint),
 			   VARSIZE_ANY_EXHDR(fingerprint)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OE_IDEMPOTENCY_KEY_REUSED),
@@ -113,20 +126,78 @@ classify_row(bytea *fingerprint, text *scope, text *key, Datum *response,
 				 errdetail("A key identifies one request; its fingerprint (SHA-256 of the request's jsonb text) differs."),
 				 errhint("Use a new key for a new request.")));
 
-	state = SPI_getvalue(tup, desc, Anum_key_state);
-	if (strcmp(state, "completed") == 0)
+	if (row->completed)
 	{
-		d = SPI_getbinval(tup, desc, Anum_key_response, response_null);
-		if (!*response_null)
-			*response = SPI_datumTransfer(d, false, -1);
+		*response = row->response;
+		*response_null = row->response_null;
 		return IDEM_COMPLETED;
 	}
-
-	d = SPI_getbinval(tup, desc, Anum_key_claimed_at, &isnull);
-	claimed_at = isnull ? 0 : DatumGetTimestampTz(d);
-	if (isnull || claimed_at < now - (int64) OeIdempotencyLeaseMs * 1000)
+	if (row->claimed_at_null ||
+		row->claimed_at < now - (int64) OeIdempotencyLeaseMs * 1000)
 		return IDEM_TAKE_OVER;
 	return IDEM_IN_PROGRESS;
+}
+
+/*
+ * The claim by SQL: read the key and insert it if unseen, in one
+ * statement (args as the claim statement takes them).
+ */
+static IdemOutcome
+claim_by_sql(const OeIdemPlans *plans, Datum *args, bytea *fingerprint,
+			 text *scope, text *key, Datum *response, bool *response_null)
+{
+	bool		isnull;
+	IdemKeyRow	row;
+
+	if (SPI_execute_plan(plans->claim, args, NULL, false, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not claim idempotency key");
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_key_inserted, &isnull);
+	if (!isnull)
+		return IDEM_STARTED;
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_key_state, &isnull);
+	/* no row seen, none inserted: one was committed meanwhile */
+	if (isnull)
+		return IDEM_IN_PROGRESS;
+	row_from_spi(&row);
+	return classify_row(&row, fingerprint, scope, key, response, response_null);
+}
+
+/*
+ * An expired key or a stale claim is changed under its row lock, by SQL
+ * (rare); a locked row is busy.  Returns the outcome after the change.
+ */
+static IdemOutcome
+change_by_sql(IdemOutcome outcome, const OeIdemPlans *plans, Datum *args,
+			  bytea *fingerprint, text *scope, text *key, Datum *response,
+			  bool *response_null)
+{
+	IdemKeyRow	row;
+
+	if (SPI_execute_plan(plans->read_locked, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock idempotency key");
+	if (SPI_processed == 0)
+		return IDEM_IN_PROGRESS;
+	row_from_spi(&row);
+	outcome = classify_row(&row, fingerprint, scope, key, response, response_null);
+	if (outcome == IDEM_RESET)
+	{
+		if (SPI_execute_plan(plans->reset, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not reset idempotency key");
+		return IDEM_STARTED;
+	}
+	if (outcome == IDEM_TAKE_OVER)
+	{
+		Datum		targs[5] = {args[0], args[1], args[3], args[4], args[6]};
+
+		if (SPI_execute_plan(plans->takeover, targs, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not take over idempotency key");
+		ereport(LOG,
+				(errmsg("order_engine: took over the stale claim on idempotency key \"%s\" in scope \"%s\"",
+						text_to_cstring(key), text_to_cstring(scope))));
+		return IDEM_STARTED;
+	}
+	return outcome;
 }
 
 /*
@@ -157,7 +228,7 @@ idem_begin(FunctionCallInfo fcinfo)
 	bytea	   *claim_hash = NULL;
 	LOCKTAG		tag;
 	LockAcquireResult lock;
-	const OeIdemPlans *plans = NULL;
+	bool		with_claim = false;
 	static const char *const state_names[] = {"started", "in_progress", "completed"};
 
 	CheckNotNull(fcinfo, 2, "request");
@@ -178,12 +249,11 @@ idem_begin(FunctionCallInfo fcinfo)
 	else
 	{
 		Datum		args[7];
-		bool		isnull;
+		IdemKeyRow	row;
+		int			direct;
 
+		with_claim = OeIdemKeysHaveClaim();
 		claim_token = OeNewSecretToken("claim token", &claim_hash);
-		SPI_connect();
-		plans = OeIdemPlansGet();
-
 		args[0] = PointerGetDatum(scope);
 		args[1] = PointerGetDatum(key);
 		args[2] = PointerGetDatum(fingerprint);
@@ -192,46 +262,31 @@ idem_begin(FunctionCallInfo fcinfo)
 		args[5] = TimestampTzGetDatum(expires);
 		args[6] = PointerGetDatum(claim_hash);
 
-		if (SPI_execute_plan(plans->claim, args, NULL, false, 0) != SPI_OK_SELECT ||
-			SPI_processed != 1)
-			elog(ERROR, "could not claim idempotency key");
-		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_key_inserted, &isnull);
-		if (!isnull)
+		/* READ COMMITTED, the common case: no SQL (idem_key_row.c) */
+		direct = OeIdemKeyClaimDirect(scope, key, fingerprint, DatumGetInt64(args[3]),
+									  expires, with_claim ? claim_hash : NULL, &row);
+		if (direct == 1)
 			outcome = IDEM_STARTED;
+		else if (direct == 0)
+			outcome = classify_row(&row, fingerprint, scope, key, &response, &response_null);
 		else
+			outcome = IDEM_RESET;	/* not yet known: the SQL below tells */
+
+		if (direct == -1 || outcome == IDEM_RESET || outcome == IDEM_TAKE_OVER)
 		{
-			(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_key_state, &isnull);
-			/* no row seen, none inserted: one was committed meanwhile */
-			outcome = isnull ? IDEM_IN_PROGRESS :
-				classify_row(fingerprint, scope, key, &response, &response_null);
+			const OeIdemPlans *plans;
 
-			/* changing it needs the row lock; a locked row is busy */
+			SPI_connect();
+			plans = OeIdemPlansGet();
+			with_claim = plans->with_claim;
+			if (direct == -1)
+				outcome = claim_by_sql(plans, args, fingerprint, scope, key,
+									   &response, &response_null);
 			if (outcome == IDEM_RESET || outcome == IDEM_TAKE_OVER)
-			{
-				if (SPI_execute_plan(plans->read_locked, args, NULL, false, 1) != SPI_OK_SELECT)
-					elog(ERROR, "could not lock idempotency key");
-				outcome = SPI_processed == 0 ? IDEM_IN_PROGRESS :
-					classify_row(fingerprint, scope, key, &response, &response_null);
-			}
-			if (outcome == IDEM_RESET)
-			{
-				if (SPI_execute_plan(plans->reset, args, NULL, false, 0) != SPI_OK_UPDATE)
-					elog(ERROR, "could not reset idempotency key");
-				outcome = IDEM_STARTED;
-			}
-			else if (outcome == IDEM_TAKE_OVER)
-			{
-				Datum		targs[5] = {args[0], args[1], args[3], args[4], args[6]};
-
-				if (SPI_execute_plan(plans->takeover, targs, NULL, false, 0) != SPI_OK_UPDATE)
-					elog(ERROR, "could not take over idempotency key");
-				ereport(LOG,
-						(errmsg("order_engine: took over the stale claim on idempotency key \"%s\" in scope \"%s\"",
-								text_to_cstring(key), text_to_cstring(scope))));
-				outcome = IDEM_STARTED;
-			}
+				outcome = change_by_sql(outcome, plans, args, fingerprint, scope,
+										key, &response, &response_null);
+			SPI_finish();
 		}
-		SPI_finish();
 
 		/*
 		 * Only a claim needs the lock until the end of the transaction; a
@@ -245,7 +300,7 @@ idem_begin(FunctionCallInfo fcinfo)
 	values[0] = CStringGetTextDatum(state_names[outcome]);
 	values[1] = response;
 	nulls[1] = response_null;
-	if (outcome == IDEM_STARTED && plans->with_claim)
+	if (outcome == IDEM_STARTED && with_claim)
 	{
 		values[2] = CStringGetTextDatum(claim_token);
 		nulls[2] = false;

@@ -105,6 +105,7 @@ idem_finish(FunctionCallInfo fcinfo)
 	Datum		args[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', claim ? ' ' : 'n'};
 	const OeIdemPlans *plans;
+	int			done;
 
 	CheckNotNull(fcinfo, 2, "response");
 
@@ -114,11 +115,21 @@ idem_finish(FunctionCallInfo fcinfo)
 	args[3] = PointerGetDatum(PG_GETARG_JSONB_P(2));
 	args[4] = PointerGetDatum(claim);
 
+	/* READ COMMITTED, the common case: no SQL (idem_key_row.c) */
+	done = OeIdemKeyFinishDirect(scope, key, DatumGetInt64(args[2]),
+								 DatumGetJsonbP(args[3]), claim);
+	if (done == 1)
+		PG_RETURN_VOID();
+
 	SPI_connect();
 	plans = OeIdemPlansGet();
-	if (SPI_execute_plan(plans->finish, args, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not finish idempotency key");
-	if (SPI_processed != 1)
+	if (done == -1)
+	{
+		if (SPI_execute_plan(plans->finish, args, nulls, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not finish idempotency key");
+		done = (SPI_processed == 1);
+	}
+	if (!done)
 		raise_not_held(plans, scope, key, "finish", claim != NULL);
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -9,6 +9,7 @@
  *						the claim owner
  *	  idem_begin.c		idem_begin
  *	  idem_finish.c		idem_finish and idem_abort
+ *	  idem_key_row.c	the claim and the finish without SQL (READ COMMITTED)
  *
  *-------------------------------------------------------------------------
  */
@@ -19,6 +20,9 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+
+#include "datatype/timestamp.h"
+#include "utils/jsonb.h"
 
 #include "common/args.h"
 
@@ -43,6 +47,40 @@ extern const OeIdemPlans *OeIdemPlansGet(void);
 
 /* idempotency.c: the id this session's claims carry */
 extern int64 OeIdemClaimOwner(void);
+
+/* idempotency.c: does the key table have claim_hash (0.6 on)? */
+extern bool OeIdemKeysHaveClaim(void);
+
+/* what idem_begin reads of an existing key row */
+typedef struct IdemKeyRow
+{
+	bytea	   *fingerprint;
+	bool		completed;		/* state = 'completed' */
+	Datum		response;
+	bool		response_null;
+	TimestampTz claimed_at;
+	bool		claimed_at_null;
+	TimestampTz expires_at;
+	bool		expires_at_null;
+} IdemKeyRow;
+
+/*
+ * idem_key_row.c, with the key's advisory lock held: read (scope, key);
+ * found: 0 and *row; not found: insert the claim (claim_hash NULL before
+ * 0.6) and 1; -1: run the SQL instead (not READ COMMITTED, or the table
+ * has what a write without SQL does not do).
+ */
+extern int	OeIdemKeyClaimDirect(text *scope, text *key, bytea *fingerprint,
+								 int64 owner, TimestampTz expires,
+								 bytea *claim_hash, IdemKeyRow *row);
+
+/*
+ * idem_key_row.c: complete (scope, key) if it is in_progress and this
+ * caller's claim (by owner, or by claim_hash when not NULL): 1 if it did,
+ * 0 if no row matched, -1: run the SQL instead.
+ */
+extern int	OeIdemKeyFinishDirect(text *scope, text *key, int64 owner,
+								  Jsonb *response, bytea *claim_hash);
 
 /*
  * scope and key: not null, not empty, at most maxlen bytes.

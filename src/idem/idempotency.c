@@ -56,6 +56,12 @@ keys_have_claim_hash(void)
 	return OeColumnExists("idempotency_keys", "claim_hash");
 }
 
+bool
+OeIdemKeysHaveClaim(void)
+{
+	return keys_have_claim_hash();
+}
+
 static void prepare_plans_for(bool with_claim);
 
 static void

@@ -14,7 +14,8 @@
  *	  command counter advanced first, as SPI does) through
  *	  stock_bucket_pkey; no row, or available below min in it: no change,
  *	  no lock (the executor locks no row that fails the condition);
- *	- lock it (table_tuple_lock, FOR NO KEY UPDATE, waiting).  In READ
+ *	- lock it (OeDirectRowLock, common/direct_update.c: FOR NO KEY UPDATE,
+ *	  waiting).  In READ
  *	  COMMITTED the newest version is locked and the condition rechecked
  *	  on it, which is the executor's EvalPlanQual; a row that then fails
  *	  stays locked, as it would.  Under a transaction snapshot a row
@@ -49,6 +50,7 @@
 #include "utils/snapmgr.h"
 
 #include "common/direct_access.h"
+#include "common/direct_update.h"
 #include "common/errors.h"
 #include "stock/stock_internal.h"
 
@@ -85,35 +87,6 @@ int8_col(HeapTuple tup, Relation rel, AttrNumber att)
 	return DatumGetInt64(d);
 }
 
-/* new index entries for a version that is not heap-only */
-static void
-insert_index_entries(Relation rel, HeapTuple tup, bool only_summarizing)
-{
-	EState	   *estate = CreateExecutorState();
-	ResultRelInfo *rri = makeNode(ResultRelInfo);
-	TupleTableSlot *slot;
-	List	   *recheck;
-
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
-	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsHeapTuple);
-	ExecStoreHeapTuple(tup, slot, false);
-	/*
-	 * update = false: true only adds the "key unchanged" hint, which reads
-	 * the updated columns from a range table this EState does not have
-	 */
-#if PG_VERSION_NUM >= 160000
-	recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL,
-									only_summarizing);
-#else
-	recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
-#endif
-	list_free(recheck);
-	ExecCloseIndices(rri);
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	FreeExecutorState(estate);
-}
-
 /*
  * If bucket row (sku_id, bucket) has available >= min_available, add
  * (da, dh, ds) to (available, held, sold).  Returns 1 when it did, 0 when
@@ -134,8 +107,6 @@ OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 	Snapshot	snap;
 	ItemPointerData tid;
 	TupleTableSlot *slot;
-	TM_FailureData tmfd;
-	TM_Result	res;
 	bool		should_free;
 	int64		counts[3];
 	Datum		values[3];
@@ -174,26 +145,10 @@ OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 
 	/* lock it; in READ COMMITTED its newest version */
 	slot = table_slot_create(rel, NULL);
-	res = table_tuple_lock(rel, &tid, snap, slot, GetCurrentCommandId(true),
-						   LockTupleNoKeyExclusive, LockWaitBlock,
-						   IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
-						   &tmfd);
-	switch (res)
+	if (!OeDirectRowLock(rel, &tid, snap, slot, "a bucket row"))
 	{
-		case TM_Ok:
-			break;
-		case TM_Updated:
-		case TM_Deleted:
-			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent update")));
-			/* READ COMMITTED: deleted since, nothing to change */
-			ExecDropSingleTupleTableSlot(slot);
-			goto out;
-		default:
-			elog(ERROR, "order_engine: unexpected result %d locking a bucket of SKU " INT64_FORMAT,
-				 (int) res, sku_id);
+		ExecDropSingleTupleTableSlot(slot);
+		goto out;
 	}
 	tup = ExecFetchSlotHeapTuple(slot, true, &should_free);
 
@@ -207,9 +162,6 @@ OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 		bool		repl_nulls[MaxHeapAttributeNumber] = {false};
 		bool		repl[MaxHeapAttributeNumber] = {false};
 		HeapTuple	newtup;
-#if PG_VERSION_NUM >= 160000
-		TU_UpdateIndexes update_indexes;
-#endif
 
 		if (pg_add_s64_overflow(counts[0], da, &counts[0]) ||
 			pg_add_s64_overflow(counts[1], dh, &counts[1]) ||
@@ -231,15 +183,7 @@ OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 		repl_values[c.sold - 1] = values[2];
 		repl[c.available - 1] = repl[c.held - 1] = repl[c.sold - 1] = true;
 		newtup = heap_modify_tuple(tup, RelationGetDescr(rel), repl_values, repl_nulls, repl);
-#if PG_VERSION_NUM >= 160000
-		simple_heap_update(rel, &tid, newtup, &update_indexes);
-		if (update_indexes != TU_None)
-			insert_index_entries(rel, newtup, update_indexes == TU_Summarizing);
-#else
-		simple_heap_update(rel, &tid, newtup);
-		if (!HeapTupleIsHeapOnly(newtup))
-			insert_index_entries(rel, newtup, false);
-#endif
+		OeDirectRowUpdate(rel, &tid, newtup);
 		heap_freetuple(newtup);
 		result = 1;
 	}
