@@ -114,10 +114,19 @@ OeOwnerRoleId(void)
 	return role;
 }
 
+/*
+ * A superuser passes too: it may write any table, and while ALTER
+ * EXTENSION ... UPDATE moves a pre-0.6 install from its superuser owner to
+ * order_engine_owner, a call that became the old owner at its start sees
+ * the new owner here once the update's invalidations arrive (TAP 890 saw
+ * that as XX000 under load).
+ */
 void
 OeRequireOwnerScope(void)
 {
-	if (GetUserId() != OeOwnerRoleId())
+	Oid			user = GetUserId();
+
+	if (user != OeOwnerRoleId() && !superuser_arg(user))
 		elog(ERROR, "order_engine: a write without SQL outside the owner's scope");
 }
 
