@@ -17,6 +17,7 @@
 #   a new limit counts holds     set_purchase_limit without its sku lock    isolation stock_limit_set_during_reserve
 #   in flight
 #   a finish rechecks its claim  the recheck on the locked version dropped  isolation idem_finish_race
+#   a sweep batch is one row     the worker's batch of whole orders again   TAP 506_sweep_free_buckets
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -115,6 +116,9 @@ mutate "a bucket row's condition is rechecked on the version locked" src/stock/b
 mutate "a finish rechecks its claim on the version it locked" src/idem/idem_key_row.c \
     's/\t\t\tif \(held_by\(locked, rel, &c, owner, claim_hash\)\)\n/\t\t\tif (true)\n/' \
     isolation idem_finish_race
+mutate "a sweep batch locks one bucket row, not every row of the SKU" src/jobs/expiry.c \
+    's/\treturn release_expired\(max_rows, true\);/\treturn release_expired(max_rows, false);/' \
+    tap 506_sweep_free_buckets
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
 if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&
@@ -124,9 +128,10 @@ if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock
     cmp -s "$WORK/src/src/common/direct_access.c" "$M/src/src/common/direct_access.c" &&
     cmp -s "$WORK/src/src/stock/bucket_row.c" "$M/src/src/stock/bucket_row.c" &&
     cmp -s "$WORK/src/src/idem/idem_key_row.c" "$M/src/src/idem/idem_key_row.c" &&
+    cmp -s "$WORK/src/src/jobs/expiry.c" "$M/src/src/jobs/expiry.c" &&
     run_test isolation stock_opposite_order && run_test regress 101_stock &&
     run_test isolation stock_limit_set_during_reserve && run_test isolation stock_last_unit &&
-    run_test isolation idem_finish_race &&
+    run_test isolation idem_finish_race && run_test tap 506_sweep_free_buckets &&
     run_test tap 205_id_flush && run_test tap 505_worker_settings; then
     echo "ok - the unmutated code passes the same tests"; PASSED=$((PASSED + 1))
 else

@@ -52,7 +52,7 @@ OeCloseUnpaid(int32 max_rows)
 	for (uint64 i = 0; i < n; i++)
 		if (OeStockTryLockOrder(orders[i]))
 			orders[nlocked++] = orders[i];
-	OeStockLockForRelease(orders, nlocked, OE_JOB_STOCK_LOCK_TIMEOUT_MS);
+	OeStockLockForRelease(orders, nlocked, OE_JOB_STOCK_LOCK_TIMEOUT_MS, NULL);
 	closed = OeJobProcessRows(OE_JOB_CLOSE_UNPAID, orders, nlocked,
 							  OeOrderCloseOverdue);
 	SPI_finish();

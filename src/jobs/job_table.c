@@ -27,7 +27,7 @@ static int64 archive_batch(int32 max_rows);
  */
 const OeJob OeJobTable[OE_NUM_JOBS] = {
 	[OE_JOB_RELEASE_EXPIRED] = {
-		OeReleaseExpired, &OeBatchSize, true,
+		OeReleaseExpiredSweep, &OeBatchSize, true,
 		OE_JOB_WHEN_DUE, NULL, NULL
 	},
 	[OE_JOB_CLOSE_UNPAID] = {

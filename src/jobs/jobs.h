@@ -99,6 +99,8 @@ extern int64 OeJobRunBatch(OeJobId job, int32 max_rows);
 
 /* the batch functions behind the jobs */
 extern int64 OeReleaseExpired(int32 max_rows);	/* expiry.c */
+/* expiry.c: the worker's batch, the due holds of one bucket row */
+extern int64 OeReleaseExpiredSweep(int32 max_rows);
 extern int64 OeCloseUnpaid(int32 max_rows);	/* close_unpaid.c */
 
 /* earliest time something falls due (holds, deadlines), 0 if none */

@@ -37,19 +37,29 @@
 extern bool OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 						   const int64 *qtys, int64 ttl_usecs,
 						   bool has_buyer, int64 buyer_id, bool *created);
+/* one bucket row: the holds that lie wholly in it */
+typedef struct OeStockBucketRef
+{
+	int64		sku_id;
+	int32		bucket;
+} OeStockBucketRef;
+
 /*
- * stock_hold.c: release every held hold of these orders that is due (at or
- * before now()) and that nobody else has locked, in one statement; the
- * caller locked the tallies and buckets first (OeStockLockForRelease).
+ * stock_hold.c: release the holds (order_nos[i], sku_ids[i]) that are
+ * still held, in one statement.  The caller chose them as due and locked
+ * them, and locked their tallies and buckets (OeStockLockForRelease).
  * Returns how many holds it released.
  */
-extern int64 OeStockReleaseDueHoldsOf(const int64 *orders, int n);
+extern int64 OeStockReleaseHeldHolds(const int64 *order_nos, const int64 *sku_ids, int n);
 /*
- * stock_hold.c: lock what releasing the held holds of these orders will
- * lock, in the order every stock call locks in, each lock waited for at
- * most lock_timeout_ms (55P03 beyond)
+ * stock_hold.c: lock what releasing the held holds of these orders (with
+ * only, those wholly in that bucket row) will lock, in the order every
+ * stock call locks in: the buyers' tallies, then the SKU's bucket rows
+ * (with only, that one row).  Each lock waited for at most
+ * lock_timeout_ms (55P03 beyond).
  */
-extern void OeStockLockForRelease(const int64 *orders, int norders, int lock_timeout_ms);
+extern void OeStockLockForRelease(const int64 *orders, int norders, int lock_timeout_ms,
+								  const OeStockBucketRef *only);
 extern int32 OeStockConfirm(int64 order_no);
 extern int32 OeStockConfirmAt(int64 order_no, TimestampTz now);
 extern int32 OeStockRelease(int64 order_no);

@@ -1,0 +1,68 @@
+# The worker's sweep never makes the foreground wait for it on a hot SKU:
+# a batch releases the due holds of one bucket row, so while a transaction
+# keeps one bucket row of a SKU locked (a reserve waiting for its commit
+# flush, here a session that does not commit), the due holds of the SKU's
+# other bucket rows are released; those of the locked row follow once it
+# is free.  Before, a batch locked every bucket row of the SKU, waiting
+# for each, and released nothing until the row was free (each try ended
+# in a lock timeout).  test/mutation.sh makes the worker's batch
+# one of whole orders again and expects this test to fail.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use OrderEngineTest;
+
+my $node = oe_node('sweepfree', conf => "order_engine.naptime = 100\n");
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION order_engine;
+	SELECT order_engine.restock(9, 1000);
+	SELECT order_engine.set_buckets(9, 4);
+});
+
+# 12 one-unit holds from one session: its takes go round the 4 bucket rows
+$node->safe_psql('postgres', q{
+	SELECT order_engine.reserve(g, '{9}', '{1}', '30 minutes') FROM generate_series(1, 12) g;
+});
+is($node->safe_psql('postgres', q{
+	SELECT pg_catalog.count(DISTINCT buckets) FROM order_engine.stock_hold WHERE sku_id = 9}),
+	'4', 'the holds lie in all four bucket rows');
+my $locked = $node->safe_psql('postgres',
+	q{SELECT buckets[1] FROM order_engine.stock_hold WHERE order_no = 1});
+
+# a transaction keeps one bucket row locked; then every hold falls due
+my $s = $node->background_psql('postgres');
+$s->query_safe('BEGIN');
+$s->query_safe("SELECT 1 FROM order_engine.stock_bucket WHERE sku_id = 9 AND bucket = $locked FOR UPDATE");
+# (the locked row's holds fall due last: a batch is the row of the oldest
+# due hold, and one that cannot lock its row ends in a lock timeout and
+# the worker's backoff, as every batch did before)
+$node->safe_psql('postgres', qq{
+	UPDATE order_engine.stock_hold
+	   SET expires_at = pg_catalog.now() - CASE WHEN buckets = ARRAY[$locked] THEN interval '1 second'
+	                                          ELSE interval '2 seconds' END});
+
+ok(wait_for($node, qq{SELECT pg_catalog.count(*) = 9 FROM order_engine.stock_hold
+                      WHERE state = 'released' AND buckets <> ARRAY[$locked]}, 't', 20),
+	'the due holds of the free bucket rows are released while one row is locked');
+is($node->safe_psql('postgres', qq{SELECT pg_catalog.count(*) FROM order_engine.stock_hold
+                                   WHERE state = 'held' AND buckets = ARRAY[$locked]}),
+	'3', 'those of the locked row wait for it');
+
+$s->query_safe('COMMIT');
+$s->quit;
+ok(wait_for($node, q{SELECT pg_catalog.count(*) = 12 FROM order_engine.stock_hold WHERE state = 'released'},
+		't', 20),
+	'once the row is free, its holds are released too');
+is($node->safe_psql('postgres', q{SELECT pg_catalog.count(*) FROM order_engine.stock_audit() WHERE NOT ok}),
+	'0', 'stock_audit clean');
+is($node->safe_psql('postgres', q{SELECT available FROM order_engine.stock WHERE sku_id = 9}),
+	'1000', 'every unit is back');
+is($node->safe_psql('postgres', q{SELECT pg_catalog.count(*) FROM order_engine.quarantine}),
+	'0', 'nothing quarantined');
+
+$node->stop;
+done_testing();
