@@ -45,15 +45,21 @@
 	"                        AND o.status OPERATOR(pg_catalog.=) 'pending_payment'" \
 	OE_NOT_QUARANTINED("close_unpaid", "o.order_no") ")"
 
-/* the oldest due hold: which bucket row the batch is for */
+/*
+ * The oldest due hold: which bucket row the worker's batch is for, when
+ * the hold lies in one row of a SKU that has several.
+ */
 enum
 {
 	Anum_oldest_sku_id = 1,
 	Anum_oldest_bucket,
-	Anum_oldest_nbuckets
+	Anum_oldest_row_batch
 };
 static OeQuery select_oldest_due = {
-	"SELECT h.sku_id, h.buckets[1], pg_catalog.cardinality(h.buckets)"
+	"SELECT h.sku_id, h.buckets[1],"
+	"       pg_catalog.cardinality(h.buckets) OPERATOR(pg_catalog.=) 1"
+	"       AND (SELECT s.nbuckets FROM order_engine.sku s"
+	"             WHERE s.sku_id OPERATOR(pg_catalog.=) h.sku_id) OPERATOR(pg_catalog.>) 1"
 	"  FROM order_engine.stock_hold h"
 	DUE_HOLD_OF_THIS_JOB
 	" ORDER BY h.expires_at LIMIT 1",
@@ -61,10 +67,13 @@ static OeQuery select_oldest_due = {
 };
 
 /*
- * Due holds, oldest first, locked; $2, $3 (not null): only holds wholly
- * in that bucket row.  SKIP LOCKED: a hold another transaction has locked
- * (a confirm or release of it under way) is left to that transaction or
- * the next batch.
+ * Due holds, oldest first, locked.  SKIP LOCKED: a hold another
+ * transaction has locked (a confirm or release of it under way) is left
+ * to that transaction or the next batch.  Two statements, not one with an
+ * optional bucket row: a kept plan of the one with "$2 IS NULL OR ..."
+ * estimated a row or two, sorted every due hold for each batch instead of
+ * reading the expiry index in order, and a drain of 100,000 holds took
+ * 10.7 s instead of 3.
  */
 enum
 {
@@ -74,8 +83,16 @@ enum
 static OeQuery select_due_holds_batch = {
 	"SELECT h.order_no, h.sku_id FROM order_engine.stock_hold h"
 	DUE_HOLD_OF_THIS_JOB
-	"     AND ($2::pg_catalog.int8 IS NULL OR (h.sku_id OPERATOR(pg_catalog.=) $2"
-	"          AND h.buckets OPERATOR(pg_catalog.=) ARRAY[$3::pg_catalog.int4]))"
+	" ORDER BY h.expires_at LIMIT $1 FOR UPDATE OF h SKIP LOCKED",
+	1, {INT4OID}
+};
+
+/* those wholly in bucket row ($2, $3) */
+static OeQuery select_due_holds_of_row = {
+	"SELECT h.order_no, h.sku_id FROM order_engine.stock_hold h"
+	DUE_HOLD_OF_THIS_JOB
+	"     AND h.sku_id OPERATOR(pg_catalog.=) $2"
+	"     AND h.buckets OPERATOR(pg_catalog.=) ARRAY[$3::pg_catalog.int4]"
 	" ORDER BY h.expires_at LIMIT $1 FOR UPDATE OF h SKIP LOCKED",
 	3, {INT4OID, INT8OID, INT4OID}
 };
@@ -108,7 +125,8 @@ static OeQuery select_due_holds = {
  * holds).  A batch for one bucket row locks that row only, so a reserve
  * loses at most that row for the length of a small batch, and takes one
  * of the others.  A hold spread over several bucket rows (a quantity
- * larger than one row had) goes in a batch of whole orders, as before.
+ * larger than one row had), or of a SKU with one row, goes in a batch of
+ * any due holds, as before.
  *
  * The locks are taken in the batch's subtransaction, not before it: a row
  * locked by the transaction and updated by its subtransaction gets a
@@ -173,7 +191,6 @@ static int64
 release_expired(int32 max_rows, bool by_bucket_row)
 {
 	Datum		args[3];
-	char		nulls[3];
 	uint64		n;
 	int64	   *orders;
 	int64		done;
@@ -191,7 +208,7 @@ release_expired(int32 max_rows, bool by_bucket_row)
 			return 0;
 		}
 	}
-	if (by_bucket_row && DatumGetInt32(OeQueryValue(Anum_oldest_nbuckets, &isnull)) == 1)
+	if (by_bucket_row && DatumGetBool(OeQueryValue(Anum_oldest_row_batch, &isnull)) && !isnull)
 	{
 		only.sku_id = DatumGetInt64(OeQueryValue(Anum_oldest_sku_id, &isnull));
 		only.bucket = DatumGetInt32(OeQueryValue(Anum_oldest_bucket, &isnull));
@@ -200,8 +217,8 @@ release_expired(int32 max_rows, bool by_bucket_row)
 	args[0] = Int32GetDatum(max_rows);
 	args[1] = Int64GetDatum(batch_only ? only.sku_id : 0);
 	args[2] = Int32GetDatum(batch_only ? only.bucket : 0);
-	lock_nulls(nulls);
-	OeQueryRun(&select_due_holds_batch, args, nulls, false, 0);
+	OeQueryRun(batch_only ? &select_due_holds_of_row : &select_due_holds_batch,
+			   args, NULL, false, 0);
 	batch_nholds = (int) SPI_processed;
 	batch_hold_orders = palloc(sizeof(int64) * Max(batch_nholds, 1));
 	batch_hold_skus = palloc(sizeof(int64) * Max(batch_nholds, 1));
