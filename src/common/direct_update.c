@@ -86,8 +86,12 @@ insert_index_entries(Relation rel, HeapTuple tup, bool only_summarizing)
 }
 
 void
-OeDirectRowUpdate(Relation rel, ItemPointer tid, HeapTuple newtup)
+OeDirectRowUpdate(Relation rel, ItemPointer tid, HeapTuple oldtup,
+				  const Datum *values, const bool *nulls, const bool *repl)
 {
+	HeapTuple	newtup = heap_modify_tuple(oldtup, RelationGetDescr(rel),
+										   (Datum *) values, (bool *) nulls,
+										   (bool *) repl);
 #if PG_VERSION_NUM >= 160000
 	TU_UpdateIndexes update_indexes;
 
@@ -99,4 +103,5 @@ OeDirectRowUpdate(Relation rel, ItemPointer tid, HeapTuple newtup)
 	if (!HeapTupleIsHeapOnly(newtup))
 		insert_index_entries(rel, newtup, false);
 #endif
+	heap_freetuple(newtup);
 }

@@ -31,10 +31,13 @@ extern bool OeDirectRowLock(Relation rel, ItemPointer tid, Snapshot snap,
 							TupleTableSlot *slot, const char *what);
 
 /*
- * Write newtup as the new version of the locked row at *tid
- * (simple_heap_update: heap-only when the page has room and no indexed
- * column changed, else with new index entries).
+ * Write the new version of the locked row at *tid: oldtup with the
+ * columns where repl[i] replaced by values[i], nulls[i] (heap_modify_tuple;
+ * then simple_heap_update: heap-only when the page has room and no
+ * indexed column changed, else with new index entries).
  */
-extern void OeDirectRowUpdate(Relation rel, ItemPointer tid, HeapTuple newtup);
+extern void OeDirectRowUpdate(Relation rel, ItemPointer tid, HeapTuple oldtup,
+							  const Datum *values, const bool *nulls,
+							  const bool *repl);
 
 #endif							/* ORDER_ENGINE_DIRECT_UPDATE_H */

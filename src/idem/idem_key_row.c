@@ -291,11 +291,9 @@ OeIdemKeyFinishDirect(text *scope, text *key, int64 owner, Jsonb *response,
 			/* the condition on the version we locked (EvalPlanQual's recheck) */
 			if (held_by(locked, rel, &c, owner, claim_hash))
 			{
-				TupleDesc	desc = RelationGetDescr(rel);
 				Datum		values[MaxHeapAttributeNumber];
 				bool		nulls[MaxHeapAttributeNumber] = {false};
 				bool		repl[MaxHeapAttributeNumber] = {false};
-				HeapTuple	newtup;
 
 				values[c.state - 1] = CStringGetTextDatum("completed");
 				values[c.response - 1] = JsonbPGetDatum(response);
@@ -305,9 +303,7 @@ OeIdemKeyFinishDirect(text *scope, text *key, int64 owner, Jsonb *response,
 				repl[c.claim_owner - 1] = repl[c.claim_pid - 1] = true;
 				if (c.claim_hash != InvalidAttrNumber)
 					nulls[c.claim_hash - 1] = repl[c.claim_hash - 1] = true;
-				newtup = heap_modify_tuple(locked, desc, values, nulls, repl);
-				OeDirectRowUpdate(rel, &tid, newtup);
-				heap_freetuple(newtup);
+				OeDirectRowUpdate(rel, &tid, locked, values, nulls, repl);
 				result = 1;
 			}
 			if (should_free)

@@ -161,7 +161,6 @@ OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 		Datum		repl_values[MaxHeapAttributeNumber];
 		bool		repl_nulls[MaxHeapAttributeNumber] = {false};
 		bool		repl[MaxHeapAttributeNumber] = {false};
-		HeapTuple	newtup;
 
 		if (pg_add_s64_overflow(counts[0], da, &counts[0]) ||
 			pg_add_s64_overflow(counts[1], dh, &counts[1]) ||
@@ -182,9 +181,7 @@ OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 		repl_values[c.held - 1] = values[1];
 		repl_values[c.sold - 1] = values[2];
 		repl[c.available - 1] = repl[c.held - 1] = repl[c.sold - 1] = true;
-		newtup = heap_modify_tuple(tup, RelationGetDescr(rel), repl_values, repl_nulls, repl);
-		OeDirectRowUpdate(rel, &tid, newtup);
-		heap_freetuple(newtup);
+		OeDirectRowUpdate(rel, &tid, tup, repl_values, repl_nulls, repl);
 		result = 1;
 	}
 	if (should_free)
