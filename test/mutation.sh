@@ -18,6 +18,7 @@
 #   in flight
 #   a finish rechecks its claim  the recheck on the locked version dropped  isolation idem_finish_race
 #   a sweep batch is one row     the worker's batch of whole orders again   TAP 506_sweep_free_buckets
+#   a busy row is passed over    the row a batch could not lock not noted   TAP 506_sweep_free_buckets
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -118,6 +119,9 @@ mutate "a finish rechecks its claim on the version it locked" src/idem/idem_key_
     isolation idem_finish_race
 mutate "a sweep batch locks one bucket row, not every row of the SKU" src/jobs/expiry.c \
     's/\treturn release_expired\(max_rows, true\);/\treturn release_expired(max_rows, false);/' \
+    tap 506_sweep_free_buckets
+mutate "a row the sweep could not lock is passed over for a while" src/jobs/expiry.c \
+    's/\t\tattempting_set = true;/\t\tattempting_set = false;/' \
     tap 506_sweep_free_buckets
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's

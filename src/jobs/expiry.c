@@ -26,8 +26,10 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "common/args.h"
+#include "common/arrays.h"
 #include "jobs/jobs.h"
 #include "common/internal_sql.h"
 #include "stock/stock.h"
@@ -62,9 +64,57 @@ static OeQuery select_oldest_due = {
 	"             WHERE s.sku_id OPERATOR(pg_catalog.=) h.sku_id) OPERATOR(pg_catalog.>) 1"
 	"  FROM order_engine.stock_hold h"
 	DUE_HOLD_OF_THIS_JOB
+	"   AND NOT EXISTS (SELECT FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))"
+	"                               AS busy(sku_id, bucket)"
+	"                    WHERE busy.sku_id OPERATOR(pg_catalog.=) h.sku_id"
+	"                      AND h.buckets OPERATOR(pg_catalog.=) ARRAY[busy.bucket])"
 	" ORDER BY h.expires_at LIMIT 1",
-	0, {0}
+	2, {INT8ARRAYOID, INT4ARRAYOID}
 };
+
+/*
+ * Bucket rows a batch of this process could not lock within its lock
+ * timeout: a transaction keeps them locked (say, one left idle after a
+ * reserve).  For BUSY_ROW_MS the sweep passes over their holds, so the
+ * holds of every other row are released meanwhile; then it tries again.
+ * A batch that ends in an error leaves attempting set, and the next one
+ * counts that row as busy (whatever the error was: at worst its holds
+ * wait BUSY_ROW_MS longer).
+ */
+#define BUSY_ROWS		16
+#define BUSY_ROW_MS		10000
+
+typedef struct BusyRow
+{
+	OeStockBucketRef row;
+	TimestampTz until;
+} BusyRow;
+
+static BusyRow busy_rows[BUSY_ROWS];
+static int	nbusy_rows = 0;
+static OeStockBucketRef attempting;
+static bool attempting_set = false;
+
+/* forget rows whose time is up; note the one the last batch left unfinished */
+static void
+update_busy_rows(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			kept = 0;
+
+	for (int i = 0; i < nbusy_rows; i++)
+		if (busy_rows[i].until > now)
+			busy_rows[kept++] = busy_rows[i];
+	nbusy_rows = kept;
+	if (attempting_set)
+	{
+		int			slot = nbusy_rows < BUSY_ROWS ? nbusy_rows++ : 0;
+
+		busy_rows[slot].row = attempting;
+		busy_rows[slot].until = TimestampTzPlusMilliseconds(now, BUSY_ROW_MS);
+		attempting_set = false;
+	}
+}
 
 /*
  * Due holds, oldest first, locked.  SKIP LOCKED: a hold another
@@ -201,7 +251,19 @@ release_expired(int32 max_rows, bool by_bucket_row)
 	batch_only = NULL;
 	if (by_bucket_row)
 	{
-		OeQueryRun(&select_oldest_due, NULL, NULL, false, 1);
+		int64		busy_skus[BUSY_ROWS];
+		int32		busy_buckets[BUSY_ROWS];
+		Datum		busy[2];
+
+		update_busy_rows();
+		for (int i = 0; i < nbusy_rows; i++)
+		{
+			busy_skus[i] = busy_rows[i].row.sku_id;
+			busy_buckets[i] = busy_rows[i].row.bucket;
+		}
+		busy[0] = PointerGetDatum(OeInt8Array(busy_skus, nbusy_rows));
+		busy[1] = PointerGetDatum(OeInt4Array(busy_buckets, nbusy_rows));
+		OeQueryRun(&select_oldest_due, busy, NULL, false, 1);
 		if (SPI_processed == 0)
 		{
 			SPI_finish();
@@ -239,8 +301,14 @@ release_expired(int32 max_rows, bool by_bucket_row)
 	for (int i = 0; i < batch_nholds; i++)
 		if (n == 0 || orders[n - 1] != orders[i])
 			orders[n++] = orders[i];
+	if (batch_only)
+	{
+		attempting = only;
+		attempting_set = true;
+	}
 	done = OeJobProcessBatch(OE_JOB_RELEASE_EXPIRED, orders, (int) n, release_batch,
 							 release_order_holds);
+	attempting_set = false;
 	batch_only = NULL;
 	SPI_finish();
 	return done;

@@ -28,7 +28,7 @@ static int64 archive_batch(int32 max_rows);
 const OeJob OeJobTable[OE_NUM_JOBS] = {
 	[OE_JOB_RELEASE_EXPIRED] = {
 		OeReleaseExpiredSweep, &OeBatchSize, true,
-		OE_JOB_WHEN_DUE, NULL, NULL
+		OE_JOB_UNTIL_EMPTY, NULL, NULL
 	},
 	[OE_JOB_CLOSE_UNPAID] = {
 		OeCloseUnpaid, &OeBatchSize, false,

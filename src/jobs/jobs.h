@@ -36,6 +36,10 @@ typedef enum OeJobReschedule
 {
 	OE_JOB_WHEN_DUE = 0,		/* at once while batches are full, then when
 								 * rows fall due (OeJobsNextDue) */
+	OE_JOB_UNTIL_EMPTY,			/* the same, but at once while batches bring
+								 * any rows: a batch covers part of what is
+								 * due (release_expired's one bucket row), so
+								 * a short one does not mean nothing is left */
 	OE_JOB_NAP_WHEN_DONE,		/* at once while batches are full, then after
 								 * order_engine.naptime */
 	OE_JOB_PAUSED				/* one batch, then a pause at least as long as

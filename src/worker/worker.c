@@ -241,7 +241,8 @@ oe_run_jobs(OeWorkerSlot *slot, TimestampTz *next_run, int *failures)
 			else
 				next_run[j] = 0;	/* expiries and deadlines: whenever due */
 			OeWorkerSlotJobDone(slot, job, now, rows, NULL, next_run[j]);
-			if (paused || rows < batch)
+			if (paused || rows == 0 ||
+				(rows < batch && def->reschedule != OE_JOB_UNTIL_EMPTY))
 				break;
 			CHECK_FOR_INTERRUPTS();
 		}

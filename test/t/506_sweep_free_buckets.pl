@@ -5,8 +5,10 @@
 # other bucket rows are released; those of the locked row follow once it
 # is free.  Before, a batch locked every bucket row of the SKU, waiting
 # for each, and released nothing until the row was free (each try ended
-# in a lock timeout).  test/mutation.sh makes the worker's batch
-# one of whole orders again and expects this test to fail.
+# in a lock timeout).  Also when the locked row's holds are the oldest
+# due: the worker then counts that row busy for a while.  test/mutation.sh
+# makes the worker's batch one of whole orders again and expects this
+# test to fail.
 use strict;
 use warnings;
 
@@ -37,9 +39,7 @@ my $locked = $node->safe_psql('postgres',
 my $s = $node->background_psql('postgres');
 $s->query_safe('BEGIN');
 $s->query_safe("SELECT 1 FROM order_engine.stock_bucket WHERE sku_id = 9 AND bucket = $locked FOR UPDATE");
-# (the locked row's holds fall due last: a batch is the row of the oldest
-# due hold, and one that cannot lock its row ends in a lock timeout and
-# the worker's backoff, as every batch did before)
+# (the locked row's holds fall due last here; the opposite order below)
 $node->safe_psql('postgres', qq{
 	UPDATE order_engine.stock_hold
 	   SET expires_at = pg_catalog.now() - CASE WHEN buckets = ARRAY[$locked] THEN interval '1 second'
@@ -53,9 +53,32 @@ is($node->safe_psql('postgres', qq{SELECT pg_catalog.count(*) FROM order_engine.
 	'3', 'those of the locked row wait for it');
 
 $s->query_safe('COMMIT');
+
+# now the locked row's holds fall due first: the batch for that row ends
+# in a lock timeout, the worker counts the row as busy for a while, and
+# the holds of the other rows are released meanwhile
+$node->safe_psql('postgres', q{
+	SELECT order_engine.reserve(g, '{9}', '{1}', '30 minutes') FROM generate_series(101, 112) g;
+});
+my $locked2 = $node->safe_psql('postgres',
+	q{SELECT buckets[1] FROM order_engine.stock_hold WHERE order_no = 101});
+$s->query_safe('BEGIN');
+$s->query_safe("SELECT 1 FROM order_engine.stock_bucket WHERE sku_id = 9 AND bucket = $locked2 FOR UPDATE");
+$node->safe_psql('postgres', qq{
+	UPDATE order_engine.stock_hold
+	   SET expires_at = pg_catalog.now() - CASE WHEN buckets = ARRAY[$locked2] THEN interval '2 seconds'
+	                                          ELSE interval '1 second' END
+	 WHERE order_no > 100});
+ok(wait_for($node, qq{SELECT pg_catalog.count(*) = 9 FROM order_engine.stock_hold
+                      WHERE order_no > 100 AND state = 'released' AND buckets <> ARRAY[$locked2]}, 't', 30),
+	'with the locked row\'s holds due first, the other rows\' holds are still released');
+is($node->safe_psql('postgres', qq{SELECT pg_catalog.count(*) FROM order_engine.stock_hold
+                                   WHERE order_no > 100 AND state = 'held'}),
+	'3', 'only the locked row\'s holds wait');
+$s->query_safe('COMMIT');
 $s->quit;
-ok(wait_for($node, q{SELECT pg_catalog.count(*) = 12 FROM order_engine.stock_hold WHERE state = 'released'},
-		't', 20),
+ok(wait_for($node, q{SELECT pg_catalog.count(*) = 24 FROM order_engine.stock_hold WHERE state = 'released'},
+		't', 30),
 	'once the row is free, its holds are released too');
 is($node->safe_psql('postgres', q{SELECT pg_catalog.count(*) FROM order_engine.stock_audit() WHERE NOT ok}),
 	'0', 'stock_audit clean');
