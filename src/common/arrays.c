@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * common/arrays.c
- *	  SQL arrays built from C arrays: the one int8[] builder, and the one
- *	  int4[] builder.
+ *	  SQL arrays built from C arrays (the one int8[] builder, the one
+ *	  int4[] builder) and the one sort of an int64 array.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,4 +31,19 @@ OeInt4Array(const int32 *values, int n)
 	for (int i = 0; i < n; i++)
 		d[i] = Int32GetDatum(values[i]);
 	return construct_array(d, n, INT4OID, sizeof(int32), true, TYPALIGN_INT);
+}
+
+static int
+int64_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+void
+OeSortInt64(int64 *values, int n)
+{
+	qsort(values, n, sizeof(int64), int64_cmp);
 }

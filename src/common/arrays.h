@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * common/arrays.h
- *	  SQL arrays built from C arrays (common/arrays.c).
+ *	  SQL arrays built from C arrays, and sorting an int64 array
+ *	  (common/arrays.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -17,5 +18,8 @@ extern ArrayType *OeInt8Array(const int64 *values, int n);
 
 /* the same for an int4[] */
 extern ArrayType *OeInt4Array(const int32 *values, int n);
+
+/* sort values[0..n) ascending, in place */
+extern void OeSortInt64(int64 *values, int n);
 
 #endif							/* ORDER_ENGINE_ARRAYS_H */

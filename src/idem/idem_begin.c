@@ -219,7 +219,7 @@ idem_begin(FunctionCallInfo fcinfo)
 	TimestampTz expires;
 	bytea	   *fingerprint;
 	char	   *request_text;
-	IdemOutcome outcome;
+	IdemOutcome outcome = IDEM_IN_PROGRESS;
 	Datum		response = (Datum) 0;
 	bool		response_null = true;
 	Datum		values[3];
@@ -252,30 +252,32 @@ idem_begin(FunctionCallInfo fcinfo)
 		IdemKeyRow	row;
 		int			direct;
 
-		with_claim = OeIdemKeysHaveClaim();
-		claim_token = OeNewSecretToken("claim token", &claim_hash);
-		args[0] = PointerGetDatum(scope);
-		args[1] = PointerGetDatum(key);
-		args[2] = PointerGetDatum(fingerprint);
-		args[3] = Int64GetDatum(OeIdemClaimOwner());
-		args[4] = Int32GetDatum(MyProcPid);
-		args[5] = TimestampTzGetDatum(expires);
-		args[6] = PointerGetDatum(claim_hash);
-
-		/* READ COMMITTED, the common case: no SQL (idem_key_row.c) */
-		direct = OeIdemKeyClaimDirect(scope, key, fingerprint, DatumGetInt64(args[3]),
-									  expires, with_claim ? claim_hash : NULL, &row);
+		/*
+		 * READ COMMITTED, the common case: no SQL (idem_key_row.c), and a
+		 * claim token drawn only for a new claim
+		 */
+		direct = OeIdemKeyClaimDirect(scope, key, fingerprint, OeIdemClaimOwner(),
+									  expires, OeIdemKeysHaveClaim(),
+									  &claim_token, &claim_hash, &row);
+		with_claim = (claim_token != NULL);
 		if (direct == 1)
 			outcome = IDEM_STARTED;
 		else if (direct == 0)
 			outcome = classify_row(&row, fingerprint, scope, key, &response, &response_null);
-		else
-			outcome = IDEM_RESET;	/* not yet known: the SQL below tells */
 
 		if (direct == -1 || outcome == IDEM_RESET || outcome == IDEM_TAKE_OVER)
 		{
 			const OeIdemPlans *plans;
 
+			if (claim_token == NULL)
+				claim_token = OeNewSecretToken("claim token", &claim_hash);
+			args[0] = PointerGetDatum(scope);
+			args[1] = PointerGetDatum(key);
+			args[2] = PointerGetDatum(fingerprint);
+			args[3] = Int64GetDatum(OeIdemClaimOwner());
+			args[4] = Int32GetDatum(MyProcPid);
+			args[5] = TimestampTzGetDatum(expires);
+			args[6] = PointerGetDatum(claim_hash);
 			SPI_connect();
 			plans = OeIdemPlansGet();
 			with_claim = plans->with_claim;

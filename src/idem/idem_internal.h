@@ -66,13 +66,16 @@ typedef struct IdemKeyRow
 
 /*
  * idem_key_row.c, with the key's advisory lock held: read (scope, key);
- * found: 0 and *row; not found: insert the claim (claim_hash NULL before
- * 0.6) and 1; -1: run the SQL instead (not READ COMMITTED, or the table
- * has what a write without SQL does not do).
+ * found: 0 and *row; not found: insert the claim and 1, with a new claim
+ * token in *claim_token and its hash in *claim_hash when with_claim and
+ * the table has claim_hash (0.6 on; else they stay NULL); -1: run the SQL
+ * instead (not READ COMMITTED, or the table has what a write without SQL
+ * does not do).
  */
 extern int	OeIdemKeyClaimDirect(text *scope, text *key, bytea *fingerprint,
-								 int64 owner, TimestampTz expires,
-								 bytea *claim_hash, IdemKeyRow *row);
+								 int64 owner, TimestampTz expires, bool with_claim,
+								 char **claim_token, bytea **claim_hash,
+								 IdemKeyRow *row);
 
 /*
  * idem_key_row.c: complete (scope, key) if it is in_progress and this

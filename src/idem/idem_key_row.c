@@ -45,6 +45,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "common/digest.h"
 #include "common/direct_access.h"
 #include "common/direct_insert.h"
 #include "common/direct_update.h"
@@ -171,7 +172,8 @@ probe_key(Relation rel, Oid pkey, const KeyCols *c, text *scope, text *key,
 
 int
 OeIdemKeyClaimDirect(text *scope, text *key, bytea *fingerprint, int64 owner,
-					 TimestampTz expires, bytea *claim_hash, IdemKeyRow *row)
+					 TimestampTz expires, bool with_claim, char **claim_token,
+					 bytea **claim_hash, IdemKeyRow *row)
 {
 	Oid			pkey;
 	Relation	rel = open_keys(false, &pkey);
@@ -227,8 +229,10 @@ OeIdemKeyClaimDirect(text *scope, text *key, bytea *fingerprint, int64 owner,
 			values[6] = TimestampTzGetDatum(now);
 			values[7] = TimestampTzGetDatum(now);
 			values[8] = TimestampTzGetDatum(expires);
-			values[9] = PointerGetDatum(claim_hash);
-			nulls[9] = (claim_hash == NULL);
+			if (with_claim && c.claim_hash != InvalidAttrNumber)
+				*claim_token = OeNewSecretToken("claim token", claim_hash);
+			values[9] = PointerGetDatum(*claim_hash);
+			nulls[9] = (*claim_hash == NULL);
 			OeDirectInsertRow(ins, values, nulls);
 			OeDirectInsertEnd(ins);
 			result = 1;

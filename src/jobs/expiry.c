@@ -148,22 +148,6 @@ static OeQuery select_due_holds_of_row = {
 };
 
 /*
- * SKIP LOCKED: a hold another transaction has locked (a confirm or release
- * of it under way) is left to that transaction or the next batch; waiting
- * for it while holding the batch's bucket locks deadlocked with the
- * confirm, which locks the hold first and the buckets second.
- */
-static OeQuery select_due_holds = {
-	"SELECT sku_id FROM order_engine.stock_hold h"
-	" WHERE order_no OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'held'"
-	"   AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()"
-	"   AND ($2::pg_catalog.int8 IS NULL OR (h.sku_id OPERATOR(pg_catalog.=) $2"
-	"        AND h.buckets OPERATOR(pg_catalog.=) ARRAY[$3::pg_catalog.int4]))"
-	" FOR UPDATE SKIP LOCKED",
-	3, {INT8OID, INT8OID, INT4OID}
-};
-
-/*
  * The bucket row this batch is for, or NULL for a batch of whole orders.
  *
  * Why one bucket row per batch: a batch holds the bucket rows it releases
@@ -190,39 +174,14 @@ static int	batch_nholds;
 static int64 *batch_hold_orders;
 static int64 *batch_hold_skus;
 
-static int
-int64_cmp(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
-static void
-lock_nulls(char *nulls)
-{
-	nulls[0] = ' ';
-	nulls[1] = nulls[2] = batch_only ? ' ' : 'n';
-}
-
+/* the order-by-order path: this order's holds of the batch, one by one */
 static void
 release_order_holds(int64 order_no)
 {
-	Datum		args[3];
-	char		nulls[3];
-	uint64		n;
-	int64	   *skus;
-
-	args[0] = Int64GetDatum(order_no);
-	args[1] = Int64GetDatum(batch_only ? batch_only->sku_id : 0);
-	args[2] = Int32GetDatum(batch_only ? batch_only->bucket : 0);
-	lock_nulls(nulls);
 	OeStockLockForRelease(&order_no, 1, OE_JOB_STOCK_LOCK_TIMEOUT_MS, batch_only);
-	OeQueryRun(&select_due_holds, args, nulls, false, 0);
-	skus = OeQueryInt64Column(&n);
-	for (uint64 i = 0; i < n; i++)
-		(void) OeStockReleaseHold(order_no, skus[i]);
+	for (int i = 0; i < batch_nholds; i++)
+		if (batch_hold_orders[i] == order_no)
+			(void) OeStockReleaseHold(order_no, batch_hold_skus[i]);
 }
 
 static void
@@ -296,7 +255,7 @@ release_expired(int32 max_rows, bool by_bucket_row)
 		orders[i] = batch_hold_orders[i];
 	}
 	/* the batch's orders, each once */
-	qsort(orders, batch_nholds, sizeof(int64), int64_cmp);
+	OeSortInt64(orders, batch_nholds);
 	n = 0;
 	for (int i = 0; i < batch_nholds; i++)
 		if (n == 0 || orders[n - 1] != orders[i])

@@ -23,6 +23,7 @@
 
 #include "common/order_engine.h"
 #include "common/args.h"
+#include "common/arrays.h"
 #include "common/internal_sql.h"
 #include "common/interval_check.h"
 #include "orders/orders.h"
@@ -45,15 +46,6 @@ CheckPositive(int64 value, const char *name)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be positive", name),
 				 errdetail("The value given is " INT64_FORMAT ".", value)));
-}
-
-static int
-int64_cmp(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
 }
 
 /*
@@ -83,7 +75,7 @@ OeStockCheckLines(int nlines, const int64 *sku_ids, const int64 *qtys)
 	}
 	sorted = palloc(sizeof(int64) * nlines);
 	memcpy(sorted, sku_ids, sizeof(int64) * nlines);
-	qsort(sorted, nlines, sizeof(int64), int64_cmp);
+	OeSortInt64(sorted, nlines);
 	for (i = 1; i < nlines; i++)
 		if (sorted[i] == sorted[i - 1])
 			ereport(ERROR,
