@@ -17,6 +17,7 @@
 
 #include "common/preload.h"
 #include "ids/ids.h"
+#include "stock/stock.h"
 #include "shmem.h"
 #include "worker/worker.h"
 
@@ -31,6 +32,7 @@ oe_shmem_request(void)
 
 	RequestAddinShmemSpace(OeWorkerStateShmemSize());
 	RequestAddinShmemSpace(OeIdsShmemSize());
+	RequestAddinShmemSpace(OeEscrowShmemSize());
 }
 
 static void
@@ -41,6 +43,7 @@ oe_shmem_startup(void)
 
 	OeWorkerStateShmemInit();
 	OeIdsShmemInit();
+	OeEscrowShmemInit();
 	OeShmemMarkReady();
 }
 

@@ -16,8 +16,11 @@
 ArrayType *
 OeInt8Array(const int64 *values, int n)
 {
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *d;
 
+	if (n <= 0)
+		return construct_empty_array(INT8OID);	/* '{}', not a 1-D array of 0 */
+	d = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 		d[i] = Int64GetDatum(values[i]);
 	return construct_array(d, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
@@ -26,8 +29,11 @@ OeInt8Array(const int64 *values, int n)
 ArrayType *
 OeInt4Array(const int32 *values, int n)
 {
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *d;
 
+	if (n <= 0)
+		return construct_empty_array(INT4OID);
+	d = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 		d[i] = Int32GetDatum(values[i]);
 	return construct_array(d, n, INT4OID, sizeof(int32), true, TYPALIGN_INT);

@@ -38,6 +38,7 @@
  *	OE024  ERRCODE_OE_QUOTE_NOT_FOUND			place_order with an unknown, used or other buyer's quote
  *	OE025  ERRCODE_OE_QUOTE_EXPIRED				place_order with a quote past its ttl
  *	OE026  ERRCODE_OE_QUOTE_MISMATCH			place_order lines that differ from the quote's
+ *	OE027  ERRCODE_OE_ESCROW_CONFLICT			set_escrow of a bucketed SKU, set_buckets of an escrow one
  *
  *-------------------------------------------------------------------------
  */
@@ -74,5 +75,6 @@
 #define ERRCODE_OE_QUOTE_NOT_FOUND			OE_SQLSTATE('2', '4')
 #define ERRCODE_OE_QUOTE_EXPIRED			OE_SQLSTATE('2', '5')
 #define ERRCODE_OE_QUOTE_MISMATCH			OE_SQLSTATE('2', '6')
+#define ERRCODE_OE_ESCROW_CONFLICT			OE_SQLSTATE('2', '7')
 
 #endif							/* ORDER_ENGINE_ERRORS_H */

@@ -97,6 +97,7 @@ OeArchiveWindowOpen(TimestampTz now)
 
 /* ids (docs/ids.md) */
 int			OeMaxIdTags = 128;
+int			OeEscrowSkus = 64;
 int			OeIdPrefetchPercent = 10;
 int			OeIdSegmentDuration = 900;
 int			OeIdMaxStep = 1000000;
@@ -241,6 +242,11 @@ OeDefineGucs(void)
 								"Number of id tags shared memory has room for.",
 								"One slot per tag per database; slots of dropped databases and tags are reused.",
 								&OeMaxIdTags, 128, 8, 100000,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+		DefineCustomIntVariable("order_engine.escrow_skus",
+								"Number of escrow SKUs (set_escrow) each database may have; shared memory has room for this many counters.",
+								"One counter per escrow SKU per database, about 80 bytes each.",
+								&OeEscrowSkus, 64, 0, 100000,
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 		DefineCustomIntVariable("order_engine.node_id",
 								"Node id that snowflake_id() puts into its ids (0-1023).",

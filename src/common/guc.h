@@ -38,6 +38,9 @@ extern int	OeOrderNoMaxGap;
 extern int	OeNodeId;
 extern int	OeSnowflakeMaxWait;
 
+/* stock/ */
+extern int	OeEscrowSkus;
+
 /* idem/ */
 extern int	OeIdempotencyLeaseMs;
 

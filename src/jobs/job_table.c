@@ -17,6 +17,7 @@
 #include "idem/idempotency.h"
 #include "jobs/archive.h"
 #include "jobs/jobs.h"
+#include "stock/stock.h"
 
 static int64 archive_batch(int32 max_rows);
 
@@ -41,6 +42,11 @@ const OeJob OeJobTable[OE_NUM_JOBS] = {
 	[OE_JOB_ARCHIVE_ORDERS] = {
 		archive_batch, &OeArchiveBatchSize, false,
 		OE_JOB_PAUSED, &OeArchivePauseMs, OeArchiveWindowOpen
+	},
+	/* escrow SKUs (stock/escrow.c): a lost fold is folded again */
+	[OE_JOB_FOLD_ESCROW] = {
+		OeEscrowFold, &OeBatchSize, true,
+		OE_JOB_NAP_WHEN_DONE, NULL, NULL
 	},
 };
 

@@ -34,6 +34,7 @@ static const char *const job_names[OE_NUM_JOBS] = {
 	[OE_JOB_CLOSE_UNPAID] = "close_unpaid",
 	[OE_JOB_REAP_EXPIRED_KEYS] = "reap_expired_keys",
 	[OE_JOB_ARCHIVE_ORDERS] = "archive_orders",
+	[OE_JOB_FOLD_ESCROW] = "fold_escrow",
 };
 
 static OeQuery insert_quarantine = {

@@ -134,14 +134,19 @@ CREATE TABLE @extschema@.sku (
     purchase_limit  bigint CHECK (purchase_limit > 0),
     nbuckets        integer NOT NULL DEFAULT 1 CHECK (nbuckets BETWEEN 1 AND 1024),
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- 0.9: reserves take from a shared-memory counter (set_escrow)
+    escrow          boolean NOT NULL DEFAULT false
 );
 
 /*
- * A SKU's stock in one or more rows.  available + held + sold of all rows
- * of a SKU are the SKU's figures.  Rows at or past sku.nbuckets only remain
- * while holds still point at them (set_buckets).  fillfactor leaves room
- * for HOT updates of these very hot rows.
+ * A SKU's stock in one or more rows.  available + escrow + held + sold of
+ * all rows of a SKU are the SKU's figures.  Rows at or past sku.nbuckets
+ * only remain while holds still point at them (set_buckets).  escrow (0.9,
+ * escrow SKUs only, bucket 0) is the units the SKU's shared-memory counter
+ * hands out; the escrow holds not yet folded into held still count in it
+ * (docs/stock.md, "Escrow").  fillfactor leaves room for HOT updates of
+ * these very hot rows.
  */
 CREATE TABLE @extschema@.stock_bucket (
     sku_id      bigint NOT NULL REFERENCES @extschema@.sku (sku_id),
@@ -149,10 +154,12 @@ CREATE TABLE @extschema@.stock_bucket (
     available   bigint NOT NULL DEFAULT 0,
     held        bigint NOT NULL DEFAULT 0,
     sold        bigint NOT NULL DEFAULT 0,
+    escrow      bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (sku_id, bucket),
     CONSTRAINT stock_bucket_counts_check
         CHECK (bucket OPERATOR(pg_catalog.>=) 0 AND available OPERATOR(pg_catalog.>=) 0
-               AND held OPERATOR(pg_catalog.>=) 0 AND sold OPERATOR(pg_catalog.>=) 0)
+               AND held OPERATOR(pg_catalog.>=) 0 AND sold OPERATOR(pg_catalog.>=) 0
+               AND escrow OPERATOR(pg_catalog.>=) 0)
 ) WITH (fillfactor = 50);
 
 /*
@@ -177,6 +184,10 @@ CREATE TABLE @extschema@.stock_hold (
 
 -- the worker's "next holds to expire"
 CREATE INDEX stock_hold_expiry ON @extschema@.stock_hold (expires_at) WHERE state = 'held';
+-- escrow holds not yet folded into their bucket row (0.9): the fold's
+-- batches and the counter's rebuild read them
+CREATE INDEX stock_hold_unfolded ON @extschema@.stock_hold (sku_id, order_no)
+    WHERE state = 'held' AND buckets = '{}'::integer[];
 
 /*
  * The movement journal: every change of a SKU's available/held/sold is a
@@ -262,6 +273,16 @@ RETURNS void LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'oe_set_purchase_limit';
 
+CREATE FUNCTION @extschema@.set_escrow(sku_id bigint, enabled boolean DEFAULT true)
+RETURNS void LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'oe_set_escrow';
+
+CREATE FUNCTION @extschema@.fold_escrow(max_rows integer DEFAULT 1000)
+RETURNS integer LANGUAGE C VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'oe_fold_escrow';
+
 /*
  * The audit is a read-only query over the stock tables; SQL says it best.
  */
@@ -271,9 +292,9 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $audit$
     WITH b AS (
-        SELECT sb.sku_id, pg_catalog.sum(sb.available) AS a, pg_catalog.sum(sb.held) AS h,
-               pg_catalog.sum(sb.sold) AS s,
-               pg_catalog.bool_or(sb.available < 0 OR sb.held < 0 OR sb.sold < 0) AS negative
+        SELECT sb.sku_id, pg_catalog.sum(sb.available + sb.escrow) AS a, pg_catalog.sum(sb.held) AS h,
+               pg_catalog.sum(sb.sold) AS s, pg_catalog.sum(sb.escrow) AS e,
+               pg_catalog.bool_or(sb.available < 0 OR sb.held < 0 OR sb.sold < 0 OR sb.escrow < 0) AS negative
           FROM @extschema@.stock_bucket sb GROUP BY sb.sku_id
     ), j AS (
         SELECT m.sku_id, pg_catalog.sum(m.d_available) AS a, pg_catalog.sum(m.d_held) AS h,
@@ -283,7 +304,12 @@ AS $audit$
           FROM @extschema@.stock_movement m GROUP BY m.sku_id
     ), h AS (
         SELECT sh.sku_id,
-               COALESCE(pg_catalog.sum(sh.qty) FILTER (WHERE sh.state = 'held'), 0) AS held,
+               -- an escrow hold not yet folded has no bucket parts: its
+               -- units still count in its bucket row's escrow (0.9)
+               COALESCE(pg_catalog.sum(sh.qty) FILTER (WHERE sh.state = 'held'
+                   AND pg_catalog.cardinality(sh.buckets) >= 1), 0) AS held,
+               COALESCE(pg_catalog.sum(sh.qty) FILTER (WHERE sh.state = 'held'
+                   AND pg_catalog.cardinality(sh.buckets) = 0), 0) AS unfolded,
                COALESCE(pg_catalog.sum(sh.qty) FILTER (WHERE sh.state = 'confirmed'), 0) AS confirmed
           FROM @extschema@.stock_hold sh GROUP BY sh.sku_id
     ), parts AS (
@@ -304,7 +330,8 @@ AS $audit$
         SELECT sh.sku_id, pg_catalog.string_agg(pg_catalog.format('hold of order %s: qty %s but bucket parts sum to %s',
                    sh.order_no, sh.qty, (SELECT pg_catalog.sum(q) FROM pg_catalog.unnest(sh.bucket_qtys) q)), '; ') AS msg
           FROM @extschema@.stock_hold sh
-         WHERE sh.qty <> (SELECT pg_catalog.sum(q) FROM pg_catalog.unnest(sh.bucket_qtys) q)
+         WHERE pg_catalog.cardinality(sh.bucket_qtys) >= 1
+           AND sh.qty <> (SELECT pg_catalog.sum(q) FROM pg_catalog.unnest(sh.bucket_qtys) q)
          GROUP BY sh.sku_id
     ), bad_tally AS (
         SELECT COALESCE(t.sku_id, x.sku_id) AS sku_id,
@@ -331,7 +358,15 @@ AS $audit$
                   FROM @extschema@.stock_hold sh
                  WHERE NOT (sh.qty > 0 AND sh.state IN ('held', 'confirmed', 'released')
                             AND pg_catalog.cardinality(sh.buckets) = pg_catalog.cardinality(sh.bucket_qtys)
-                            AND pg_catalog.cardinality(sh.buckets) >= 1)
+                            -- no parts: an escrow hold held, or released, before it was folded (0.9)
+                            AND (pg_catalog.cardinality(sh.buckets) >= 1 OR sh.state IN ('held', 'released')))
+                UNION ALL
+                -- an unfolded escrow hold belongs to an escrow SKU (0.9)
+                SELECT sh.sku_id, pg_catalog.format('hold of order %s has no bucket parts but SKU %s has no escrow',
+                           sh.order_no, sh.sku_id)
+                  FROM @extschema@.stock_hold sh
+                 WHERE sh.state = 'held' AND pg_catalog.cardinality(sh.buckets) = 0
+                   AND NOT EXISTS (SELECT FROM @extschema@.sku k WHERE k.sku_id = sh.sku_id AND k.escrow)
                 UNION ALL
                 SELECT m.sku_id, pg_catalog.format('journal row %s has the unknown kind %s', m.movement_id, m.kind)
                   FROM @extschema@.stock_movement m
@@ -354,6 +389,8 @@ AS $audit$
                     COALESCE(b.a + b.h + b.s, 0), COALESCE(j.total, 0)) END,
             CASE WHEN COALESCE(b.h, 0) <> COALESCE(h.held, 0) THEN
                 pg_catalog.format('held %s but held holds sum to %s', COALESCE(b.h, 0), COALESCE(h.held, 0)) END,
+            CASE WHEN COALESCE(b.e, 0) < COALESCE(h.unfolded, 0) THEN
+                pg_catalog.format('escrow %s but its unfolded holds sum to %s', COALESCE(b.e, 0), COALESCE(h.unfolded, 0)) END,
             CASE WHEN COALESCE(b.s, 0) <> COALESCE(h.confirmed, 0) + COALESCE(j.direct, 0) THEN
                 pg_catalog.format('sold %s but confirmed holds (%s) and direct sales (%s) sum to %s',
                     COALESCE(b.s, 0), COALESCE(h.confirmed, 0), COALESCE(j.direct, 0),
@@ -1007,13 +1044,18 @@ AS 'MODULE_PATHNAME', 'oe_archive_orders';
 
 CREATE VIEW @extschema@.stock AS
     SELECT s.sku_id,
-           COALESCE(pg_catalog.sum(b.available), 0)::bigint AS available,
-           COALESCE(pg_catalog.sum(b.held), 0)::bigint AS held,
+           (COALESCE(pg_catalog.sum(b.available + b.escrow), 0) - u.units)::bigint AS available,
+           (COALESCE(pg_catalog.sum(b.held), 0) + u.units)::bigint AS held,
            COALESCE(pg_catalog.sum(b.sold), 0)::bigint AS sold,
-           s.price, s.purchase_limit, s.nbuckets, s.created_at, s.updated_at
+           s.price, s.purchase_limit, s.nbuckets, s.created_at, s.updated_at, s.escrow
       FROM @extschema@.sku s
+      -- escrow holds not yet folded into held (0.9)
+      CROSS JOIN LATERAL (SELECT COALESCE(pg_catalog.sum(h.qty), 0) AS units
+                            FROM @extschema@.stock_hold h
+                           WHERE h.sku_id = s.sku_id AND h.state = 'held'
+                             AND h.buckets = '{}'::integer[]) u
       LEFT JOIN @extschema@.stock_bucket b ON b.sku_id = s.sku_id
-     GROUP BY s.sku_id;
+     GROUP BY s.sku_id, u.units;
 
 CREATE VIEW @extschema@.stock_holds AS
     SELECT h.order_no, h.sku_id, h.qty, h.state, h.expires_at, h.buyer_id,
@@ -1199,6 +1241,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.restock(bigint, bigint, text),
     @extschema@.set_price(bigint, numeric),
     @extschema@.set_buckets(bigint, integer),
     @extschema@.set_purchase_limit(bigint, bigint),
+    @extschema@.set_escrow(bigint, boolean),
+    @extschema@.fold_escrow(integer),
     @extschema@.stock_audit() TO order_engine_admin;
 GRANT SELECT ON @extschema@.stock_holds TO order_engine_admin;
 
@@ -1356,6 +1400,10 @@ COMMENT ON TABLE @extschema@.sku IS
     'order_engine: SKUs (price, per-buyer purchase limit, number of stock buckets); stock is in stock_bucket';
 COMMENT ON TABLE @extschema@.stock_bucket IS
     'order_engine: stock of a SKU spread over bucket rows (available, held, sold); change it only through the stock functions';
+COMMENT ON COLUMN @extschema@.sku.escrow IS
+    'true: reserves take units from a shared-memory counter instead of locking a bucket row (set_escrow)';
+COMMENT ON COLUMN @extschema@.stock_bucket.escrow IS
+    'Escrow SKUs: units the shared-memory counter hands out, including those of escrow holds not yet folded into held';
 COMMENT ON TABLE @extschema@.stock_hold IS
     'order_engine: stock held for an order, per SKU: held until confirmed (sold) or released (back to available) or expired';
 COMMENT ON TABLE @extschema@.stock_movement IS
@@ -1378,6 +1426,10 @@ COMMENT ON FUNCTION @extschema@.set_buckets(bigint, integer) IS
     'Spreads the available stock of a SKU evenly over n bucket rows (hot SKUs); moves no unit in or out';
 COMMENT ON FUNCTION @extschema@.set_purchase_limit(bigint, bigint) IS
     'Sets the most units one buyer may hold and buy of a SKU (NULL: no limit)';
+COMMENT ON FUNCTION @extschema@.set_escrow(bigint, boolean) IS
+    'Hot SKU: reserves take its units from a shared-memory counter and write only their hold (true), or from its bucket row again (false); needs shared_preload_libraries and one bucket';
+COMMENT ON FUNCTION @extschema@.fold_escrow(integer) IS
+    'Folds up to max_rows escrow holds into their bucket row (held and the journal) and gives units restocked or released on escrow SKUs to the counter; the worker runs it; returns holds folded';
 COMMENT ON FUNCTION @extschema@.stock_audit() IS
     'Checks the stock invariants per SKU (no negatives; available/held/sold match the journal; held matches held holds; sold matches confirmed holds and direct sales; purchase tallies match holds for SKUs with a limit; every hold, journal row and tally well-formed)';
 
@@ -1509,7 +1561,7 @@ COMMENT ON FUNCTION @extschema@.archive_orders(interval, integer) IS
 
 -- views
 COMMENT ON VIEW @extschema@.stock IS
-    'order_engine: per SKU available, held and sold (summed over its buckets), price, purchase limit, buckets';
+    'order_engine: per SKU available, held and sold (summed over its buckets, escrow holds counted as held), price, purchase limit, buckets, escrow';
 COMMENT ON VIEW @extschema@.stock_holds IS
     'order_engine: holds per order and SKU with their state and expiry';
 COMMENT ON VIEW @extschema@.id_segments IS

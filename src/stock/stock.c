@@ -22,6 +22,11 @@
  *	- reserve is all-or-nothing without a subtransaction: lines already
  *	  taken when a later one comes up short are given back by the reverse
  *	  delta on the rows we still hold locked, and nothing is journaled.
+ *	- An escrow SKU (escrow.c) is taken from its shared-memory counter and
+ *	  locks no row; its hold has no bucket parts until the worker folds it.
+ *	  When the counter is short, the units its bucket row has available
+ *	  (restocked or released since the worker last moved them into
+ *	  escrow) are taken the usual way.
  *
  *-------------------------------------------------------------------------
  */
@@ -52,10 +57,20 @@ typedef struct ReserveLine
 	int64		limit;
 	int32		nbuckets;
 	int64		available;		/* MVCC sum over the buckets, unlocked */
+	bool		escrow;			/* an escrow SKU */
+	int64		row_available;	/* its bucket row's available, unlocked */
+	bool		escrowed;		/* taken from the escrow counter */
 	bool		tallied;
 	int			nparts;
 	StockPart  *parts;
 } ReserveLine;
+
+/* an escrow hold: journaled when it is folded (escrow.c) */
+static SPIPlanPtr plan_escrow_hold_insert;
+static const char sql_escrow_hold_insert[] =
+"INSERT INTO order_engine.stock_hold"
+"   (order_no, sku_id, qty, state, expires_at, buyer_id, buckets, bucket_qtys)"
+"   VALUES ($1, $2, $3, 'held', $4, $5, $6, $7)";
 
 static SPIPlanPtr plan_hold_insert;
 static const char sql_hold_insert[] =
@@ -113,7 +128,11 @@ insert_holds_sql(int64 order_no, ReserveLine *lines, int nlines,
 		if (!has_buyer)
 			nulls[4] = 'n';
 		parts_arrays(lines[i].parts, lines[i].nparts, &v[5], &v[6]);
-		OeExecPlan(OeCachedPlan(&plan_hold_insert, sql_hold_insert, 7, types), v, nulls, false, 0);
+		if (lines[i].escrowed)
+			OeExecPlan(OeCachedPlan(&plan_escrow_hold_insert, sql_escrow_hold_insert, 7, types),
+					   v, nulls, false, 0);
+		else
+			OeExecPlan(OeCachedPlan(&plan_hold_insert, sql_hold_insert, 7, types), v, nulls, false, 0);
 	}
 }
 
@@ -166,6 +185,9 @@ insert_holds(int64 order_no, ReserveLine *lines, int nlines,
 		Datum		mv[lengthof(move_cols)];
 		bool		mn[lengthof(move_cols)] = {false};
 
+		/* an escrow hold is journaled when it is folded (escrow.c) */
+		if (lines[i].escrowed)
+			continue;
 		mv[0] = Int64GetDatum(OeDirectInsertNextIdentity(moves, "movement_id"));
 		mv[1] = Int64GetDatum(lines[i].sku_id);
 		mv[2] = hold;
@@ -204,8 +226,40 @@ reserve_lookup(int64 order_no, ReserveLine *lines, int nlines, StockLook **looks
 		l->limit = k->limit;
 		l->nbuckets = k->nbuckets;
 		l->available = k->available;
+		l->escrow = k->escrow;
+		l->row_available = k->row_available;
 	}
 	return order_holds;
+}
+
+/*
+ * Take one line's units: an escrow SKU's from its counter, else from its
+ * bucket rows (OeStockTake).  false: not enough.
+ */
+static bool
+take_line(ReserveLine *l)
+{
+	if (!l->escrow)
+		return OeStockTake(l->sku_id, l->qty, l->nbuckets, true, &l->parts, &l->nparts);
+	if (OeEscrowTake(l->sku_id, l->qty))
+	{
+		l->escrowed = true;
+		l->nparts = 0;
+		return true;
+	}
+	/* units restocked or released since the worker last moved them */
+	if (l->row_available < l->qty)
+		return false;
+	if (OeStockTake(l->sku_id, l->qty, l->nbuckets, true, &l->parts, &l->nparts))
+		return true;
+	/* the worker moved them into escrow while we waited for the row */
+	if (OeEscrowTake(l->sku_id, l->qty))
+	{
+		l->escrowed = true;
+		l->nparts = 0;
+		return true;
+	}
+	return false;
 }
 
 /*
@@ -300,7 +354,7 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 			OeStockTallyAdd(l->sku_id, buyer_id, l->qty, l->has_limit, l->limit);
 			l->tallied = true;
 		}
-		if (!OeStockTake(l->sku_id, l->qty, l->nbuckets, true, &l->parts, &l->nparts))
+		if (!take_line(l))
 			break;
 	}
 	if (done < nlines)
@@ -315,6 +369,8 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 				OeStockTallySub(l->sku_id, buyer_id, l->qty);
 			if (i == done)
 				break;
+			if (l->escrowed)
+				OeEscrowGiveBack(l->sku_id, l->qty);
 			for (k = 0; k < l->nparts; k++)
 				OeStockMoveBucket(l->sku_id, l->parts[k].bucket, l->parts[k].qty, -l->parts[k].qty, 0);
 		}

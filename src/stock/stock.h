@@ -92,6 +92,13 @@ extern int64 OeStockRestock(int64 sku_id, int64 delta, const char *reason);
 extern void OeStockSetPrice(int64 sku_id, Datum price);
 extern void OeStockSetBuckets(int64 sku_id, int32 nbuckets);
 extern void OeStockSetPurchaseLimit(int64 sku_id, bool has_limit, int64 per_buyer);
+/* escrow.c: escrow on or off; the fold job's batch (fold_escrow) */
+extern void OeStockSetEscrow(int64 sku_id, bool enabled);
+extern int64 OeEscrowFold(int32 max_rows);
+
+/* escrow_counter.c: the counters' shared memory (src/shmem.c) */
+extern Size OeEscrowShmemSize(void);
+extern void OeEscrowShmemInit(void);
 
 /* stock_sql.c: input checkers shared with other SQL entry points */
 extern void OeStockCheckLines(int nlines, const int64 *sku_ids, const int64 *qtys);

@@ -23,8 +23,10 @@
 #include "utils/builtins.h"
 
 #include "common/errors.h"
+#include "common/internal_sql.h"
 #include "common/order_engine.h"
 #include "stock/stock.h"
+#include "stock/stock_internal.h"
 
 static SPIPlanPtr plan_sku_create;
 static const char sql_sku_create[] =
@@ -75,6 +77,17 @@ static const char sql_journal[] =
 "INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold, reason)"
 " VALUES ($1, $2, $3, 0, 0, $4)";
 
+/* is the SKU escrow (0.9)?  Run after sql_sku_lock, so it is locked */
+static SPIPlanPtr plan_sku_escrow;
+static const char sql_sku_escrow[] =
+"SELECT escrow FROM order_engine.sku WHERE sku_id OPERATOR(pg_catalog.=) $1";
+
+/* a write-off of units taken from the escrow counter */
+static SPIPlanPtr plan_escrow_write_off;
+static const char sql_escrow_write_off[] =
+"UPDATE order_engine.stock_bucket SET escrow = escrow OPERATOR(pg_catalog.-) $2"
+" WHERE sku_id OPERATOR(pg_catalog.=) $1 AND bucket OPERATOR(pg_catalog.=) 0";
+
 static SPIPlanPtr plan_set_price;
 static const char sql_set_price[] =
 "INSERT INTO order_engine.sku AS s (sku_id, price) VALUES ($1, $2)"
@@ -103,9 +116,47 @@ OeStockSkuNotFound(int64 sku_id)
 			 errhint("A SKU is created by its first restock.")));
 }
 
+/* is the (locked) SKU an escrow SKU?  false on tables older than 0.9 */
+static bool
+sku_is_escrow(int64 sku_id)
+{
+	static const Oid types[] = {INT8OID};
+	Datum		v[1] = {Int64GetDatum(sku_id)};
+	bool		isnull;
+	bool		escrow;
+
+	if (!OeColumnExists("sku", "escrow"))
+		return false;
+	OeExecPlan(OeCachedPlan(&plan_sku_escrow, sql_sku_escrow, 1, types), v, NULL, false, 1);
+	escrow = SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
+	SPI_freetuptable(SPI_tuptable);
+	return escrow;
+}
+
+/*
+ * Write off need units of an escrow SKU from its counter (what its bucket
+ * row's available lacks); false when the counter has not got them.
+ */
+static bool
+escrow_write_off(int64 sku_id, int64 need)
+{
+	static const Oid types[] = {INT8OID, INT8OID};
+	Datum		v[2] = {Int64GetDatum(sku_id), Int64GetDatum(need)};
+
+	if (!OeEscrowTake(sku_id, need))
+		return false;
+	OeExecPlan(OeCachedPlan(&plan_escrow_write_off, sql_escrow_write_off, 2, types), v, NULL, false, 0);
+	if (SPI_processed != 1)
+		elog(ERROR, "order_engine: escrow SKU " INT64_FORMAT " has no bucket row", sku_id);
+	return true;
+}
+
 /*
  * Add delta to the SKU's available stock and spread it over nbuckets rows
  * (nbuckets 0: keep the SKU's current count).  Returns the new available.
+ * An escrow SKU keeps one bucket row, and what a write-off finds short on
+ * it comes from its escrow counter.
  */
 static int64
 rebalance(int64 sku_id, int64 delta, int32 nbuckets, const char *reason)
@@ -115,6 +166,7 @@ rebalance(int64 sku_id, int64 delta, int32 nbuckets, const char *reason)
 	BucketRow  *rows;
 	int			nrows,
 				i;
+	bool		escrow;
 	int64		available = 0,
 				total = 0,
 				moved_sold = 0,
@@ -144,6 +196,13 @@ rebalance(int64 sku_id, int64 delta, int32 nbuckets, const char *reason)
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
+	escrow = sku_is_escrow(sku_id);
+	if (escrow && nbuckets != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OE_ESCROW_CONFLICT),
+				 errmsg("SKU " INT64_FORMAT " is an escrow SKU", sku_id),
+				 errdetail("An escrow SKU keeps its stock in one bucket row."),
+				 errhint("Call set_escrow(" INT64_FORMAT ", false) first.", sku_id)));
 	{
 		static const Oid types[] = {INT8OID, INT4OID};
 
@@ -181,6 +240,8 @@ rebalance(int64 sku_id, int64 delta, int32 nbuckets, const char *reason)
 				 errmsg("restock of SKU " INT64_FORMAT " would overflow bigint", sku_id),
 				 errdetail("The SKU's available, held and sold units already sum to " INT64_FORMAT ".", total)));
 	new_available = available + delta;
+	if (new_available < 0 && escrow && escrow_write_off(sku_id, -new_available))
+		new_available = 0;
 	if (new_available < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OE_INSUFFICIENT_STOCK),

@@ -81,15 +81,35 @@ enum
 	Anum_due_buckets_moved
 };
 static SPIPlanPtr plan_release_due;
-static const char sql_release_due[] =
-"WITH due AS ("
-"  SELECT d.order_no, d.sku_id"
-"    FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(order_no, sku_id)),"
-" r AS ("
-"  UPDATE order_engine.stock_hold h SET state = 'released', updated_at = pg_catalog.now()"
-"    FROM due WHERE h.order_no OPERATOR(pg_catalog.=) due.order_no"
-"     AND h.sku_id OPERATOR(pg_catalog.=) due.sku_id AND h.state OPERATOR(pg_catalog.=) 'held'"
+static SPIPlanPtr plan_release_due_escrow;
+#define RELEASE_DUE_HOLDS \
+"WITH due AS (" \
+"  SELECT d.order_no, d.sku_id" \
+"    FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(order_no, sku_id))," \
+" r AS (" \
+"  UPDATE order_engine.stock_hold h SET state = 'released', updated_at = pg_catalog.now()" \
+"    FROM due WHERE h.order_no OPERATOR(pg_catalog.=) due.order_no" \
+"     AND h.sku_id OPERATOR(pg_catalog.=) due.sku_id AND h.state OPERATOR(pg_catalog.=) 'held'" \
 "  RETURNING h.order_no, h.sku_id, h.qty, h.buyer_id, h.buckets, h.bucket_qtys),"
+
+#define RELEASE_DUE_TALLY_AND_JOURNAL \
+" t AS (" \
+"  UPDATE order_engine.purchase_tally pt SET units = pt.units OPERATOR(pg_catalog.-) x.qty" \
+"    FROM (SELECT r.sku_id, r.buyer_id, pg_catalog.sum(r.qty)::pg_catalog.int8 AS qty FROM r" \
+"           WHERE r.buyer_id IS NOT NULL GROUP BY r.sku_id, r.buyer_id) x" \
+"   WHERE pt.sku_id OPERATOR(pg_catalog.=) x.sku_id AND pt.buyer_id OPERATOR(pg_catalog.=) x.buyer_id" \
+"  RETURNING 1)," \
+" j AS (" \
+"  INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold, order_no)" \
+"  SELECT r.sku_id, 'release', r.qty, OPERATOR(pg_catalog.-) r.qty, 0, r.order_no FROM r" \
+"   ORDER BY r.sku_id, r.order_no" \
+"  RETURNING 1)" \
+" SELECT (SELECT pg_catalog.count(*) FROM j), (SELECT pg_catalog.count(*) FROM parts)," \
+"        (SELECT pg_catalog.count(*) FROM b)"
+
+/* the stock tables before 0.9: no escrow */
+static const char sql_release_due[] =
+RELEASE_DUE_HOLDS
 " parts AS ("
 "  SELECT r.sku_id, p.bucket, pg_catalog.sum(p.qty)::pg_catalog.int8 AS qty"
 "    FROM r, ROWS FROM (pg_catalog.unnest(r.buckets), pg_catalog.unnest(r.bucket_qtys)) AS p(bucket, qty)"
@@ -101,19 +121,41 @@ static const char sql_release_due[] =
 "    FROM parts WHERE sb.sku_id OPERATOR(pg_catalog.=) parts.sku_id"
 "     AND sb.bucket OPERATOR(pg_catalog.=) parts.bucket"
 "  RETURNING 1),"
-" t AS ("
-"  UPDATE order_engine.purchase_tally pt SET units = pt.units OPERATOR(pg_catalog.-) x.qty"
-"    FROM (SELECT r.sku_id, r.buyer_id, pg_catalog.sum(r.qty)::pg_catalog.int8 AS qty FROM r"
-"           WHERE r.buyer_id IS NOT NULL GROUP BY r.sku_id, r.buyer_id) x"
-"   WHERE pt.sku_id OPERATOR(pg_catalog.=) x.sku_id AND pt.buyer_id OPERATOR(pg_catalog.=) x.buyer_id"
+RELEASE_DUE_TALLY_AND_JOURNAL;
+
+/*
+ * 0.9: an unfolded escrow hold (no bucket parts, escrow.c) is folded and
+ * released in one: its units go from escrow to available on bucket 0,
+ * and it is journaled as a hold and a release, as folding it first would
+ * (OeStockFoldHolds, then the release).  Each bucket row is updated once,
+ * so its folded parts and its escrow holds are summed together.
+ */
+static const char sql_release_due_escrow[] =
+RELEASE_DUE_HOLDS
+" parts AS ("
+"  SELECT x.sku_id, x.bucket, pg_catalog.sum(x.qty)::pg_catalog.int8 AS qty,"
+"         pg_catalog.sum(x.escrow)::pg_catalog.int8 AS escrow"
+"    FROM (SELECT r.sku_id, p.bucket, p.qty, 0 AS escrow"
+"            FROM r, ROWS FROM (pg_catalog.unnest(r.buckets), pg_catalog.unnest(r.bucket_qtys)) AS p(bucket, qty)"
+"          UNION ALL"
+"          SELECT r.sku_id, 0, r.qty, r.qty FROM r"
+"           WHERE pg_catalog.cardinality(r.buckets) OPERATOR(pg_catalog.=) 0) x"
+"   GROUP BY x.sku_id, x.bucket),"
+" b AS ("
+"  UPDATE order_engine.stock_bucket sb"
+"     SET available = sb.available OPERATOR(pg_catalog.+) parts.qty,"
+"         held = sb.held OPERATOR(pg_catalog.-) (parts.qty OPERATOR(pg_catalog.-) parts.escrow),"
+"         escrow = sb.escrow OPERATOR(pg_catalog.-) parts.escrow"
+"    FROM parts WHERE sb.sku_id OPERATOR(pg_catalog.=) parts.sku_id"
+"     AND sb.bucket OPERATOR(pg_catalog.=) parts.bucket"
 "  RETURNING 1),"
-" j AS ("
+" e AS ("
 "  INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold, order_no)"
-"  SELECT r.sku_id, 'release', r.qty, OPERATOR(pg_catalog.-) r.qty, 0, r.order_no FROM r"
+"  SELECT r.sku_id, 'hold', OPERATOR(pg_catalog.-) r.qty, r.qty, 0, r.order_no FROM r"
+"   WHERE pg_catalog.cardinality(r.buckets) OPERATOR(pg_catalog.=) 0"
 "   ORDER BY r.sku_id, r.order_no"
-"  RETURNING 1)"
-" SELECT (SELECT pg_catalog.count(*) FROM j), (SELECT pg_catalog.count(*) FROM parts),"
-"        (SELECT pg_catalog.count(*) FROM b)";
+"  RETURNING 1),"
+RELEASE_DUE_TALLY_AND_JOURNAL;
 
 int64
 OeStockReleaseHeldHolds(const int64 *order_nos, const int64 *sku_ids, int n)
@@ -131,7 +173,10 @@ OeStockReleaseHeldHolds(const int64 *order_nos, const int64 *sku_ids, int n)
 		elog(ERROR, "order_engine: SPI_connect failed");
 	v[0] = PointerGetDatum(OeInt8Array((int64 *) order_nos, n));
 	v[1] = PointerGetDatum(OeInt8Array((int64 *) sku_ids, n));
-	OeExecPlan(OeCachedPlan(&plan_release_due, sql_release_due, 2, types), v, NULL, false, 0);
+	if (OeColumnExists("stock_bucket", "escrow"))
+		OeExecPlan(OeCachedPlan(&plan_release_due_escrow, sql_release_due_escrow, 2, types), v, NULL, false, 0);
+	else
+		OeExecPlan(OeCachedPlan(&plan_release_due, sql_release_due, 2, types), v, NULL, false, 0);
 	tup = SPI_tuptable->vals[0];
 	holds = DatumGetInt64(StockCol(tup, SPI_tuptable->tupdesc, Anum_due_holds));
 	parts = DatumGetInt64(StockCol(tup, SPI_tuptable->tupdesc, Anum_due_parts));
@@ -177,7 +222,8 @@ holds_from_result(int *n)
 						  &db, NULL, &nb);
 		deconstruct_array(aq, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
 						  TYPALIGN_DOUBLE, &dq, NULL, &nq);
-		if (nb != nq || nb < 1)
+		/* no parts: an escrow hold held or released before it was folded (escrow.c) */
+		if (nb != nq || (nb < 1 && strcmp(h->state, "confirmed") == 0))
 			elog(ERROR, "order_engine: hold of order " INT64_FORMAT " has malformed bucket parts",
 				 h->order_no);
 		h->nparts = nb;
@@ -202,16 +248,28 @@ finish_hold(const StockHold *h, bool confirm)
 {
 	static const Oid types[] = {INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID};
 	Datum		v[7];
+	StockPart	folded = {0, h->qty};
+	const StockPart *parts = h->parts;
+	int			nparts = h->nparts;
 	int			k;
 
 	if (!confirm && h->has_buyer)
 		OeStockTallySub(h->sku_id, h->buyer_id, h->qty);
-	for (k = 0; k < h->nparts; k++)
+	if (nparts == 0)
+	{
+		/* an escrow hold: folded into bucket 0's held first, then as any other */
+		if (OeStockFoldHolds(&h->order_no, &h->sku_id, 1) != 1)
+			elog(ERROR, "order_engine: escrow hold of order " INT64_FORMAT " on SKU " INT64_FORMAT " could not be folded",
+				 h->order_no, h->sku_id);
+		parts = &folded;
+		nparts = 1;
+	}
+	for (k = 0; k < nparts; k++)
 	{
 		if (confirm)
-			OeStockMoveBucket(h->sku_id, h->parts[k].bucket, 0, -h->parts[k].qty, h->parts[k].qty);
+			OeStockMoveBucket(h->sku_id, parts[k].bucket, 0, -parts[k].qty, parts[k].qty);
 		else
-			OeStockMoveBucket(h->sku_id, h->parts[k].bucket, h->parts[k].qty, -h->parts[k].qty, 0);
+			OeStockMoveBucket(h->sku_id, parts[k].bucket, parts[k].qty, -parts[k].qty, 0);
 	}
 	v[0] = Int64GetDatum(h->order_no);
 	v[1] = Int64GetDatum(h->sku_id);

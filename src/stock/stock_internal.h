@@ -12,6 +12,8 @@
  *	  order_lock.c		the order number's lock
  *	  stock_look.c		the unlocked reads a reserve starts with
  *	  bucket_row.c		a bucket row's conditional delta by heap access
+ *	  escrow.c			escrow SKUs in the tables: set_escrow, folding holds
+ *	  escrow_counter.c	the escrow SKUs' shared-memory counters
  *
  *-------------------------------------------------------------------------
  */
@@ -45,6 +47,21 @@ extern void OeStockTallyAdd(int64 sku_id, int64 buyer_id, int64 qty,
 							bool has_limit, int64 limit);
 extern void OeStockTallySub(int64 sku_id, int64 buyer_id, int64 qty);
 
+/*
+ * escrow_counter.c: take units of an escrow SKU for this transaction (false:
+ * not enough, or no counter); give a take back at once; add units the
+ * transaction moved into escrow when it commits; rebuild this database's
+ * counters; forget one (set_escrow)
+ */
+extern bool OeEscrowTake(int64 sku_id, int64 qty);
+extern void OeEscrowGiveBack(int64 sku_id, int64 qty);
+extern void OeEscrowGrantAtCommit(int64 sku_id, int64 qty);
+extern void OeEscrowRebuildAll(void);
+extern void OeEscrowForget(int64 sku_id);
+
+/* escrow.c: fold the named holds that are unfolded escrow holds */
+extern int64 OeStockFoldHolds(const int64 *order_nos, const int64 *sku_ids, int n);
+
 /* stock_look.c: one line of reserve's lookup (sku_id in, the rest out) */
 typedef struct StockLook
 {
@@ -53,7 +70,10 @@ typedef struct StockLook
 	bool		has_limit;
 	int64		limit;			/* purchase_limit, if has_limit */
 	int32		nbuckets;		/* 1 for an unknown SKU */
-	int64		available;		/* MVCC sum over the buckets, unlocked */
+	int64		available;		/* MVCC sum over the buckets, unlocked,
+								 * escrow included (an upper bound) */
+	bool		escrow;			/* an escrow SKU (sku.escrow) */
+	int64		row_available;	/* the buckets' available alone */
 	bool		hold_exists;	/* this order holds this SKU */
 	int64		hold_qty;
 	char	   *hold_state;

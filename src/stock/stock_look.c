@@ -84,16 +84,21 @@ look_scan(LookRel *lr, int64 key, Snapshot snap)
 	return systable_beginscan(lr->rel, lr->pkey, true, snap, 1, &skey);
 }
 
-/* sum of available over the SKU's bucket rows; *rows how many there are */
+/*
+ * sum of available over the SKU's bucket rows, and of escrow (escrow_att
+ * InvalidAttrNumber: the table predates it) into *escrow; *rows how many
+ * rows there are
+ */
 static int64
-bucket_available(LookRel *buckets, AttrNumber avail_att, int64 sku_id,
-				 Snapshot snap, int *rows, bool *ok)
+bucket_available(LookRel *buckets, AttrNumber avail_att, AttrNumber escrow_att,
+				 int64 sku_id, Snapshot snap, int *rows, int64 *escrow, bool *ok)
 {
 	SysScanDesc scan = look_scan(buckets, sku_id, snap);
 	HeapTuple	tup;
 	int64		sum = 0;
 
 	*rows = 0;
+	*escrow = 0;
 	*ok = true;
 	while (*ok && HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
@@ -103,6 +108,12 @@ bucket_available(LookRel *buckets, AttrNumber avail_att, int64 sku_id,
 		(*rows)++;
 		if (isnull || pg_add_s64_overflow(sum, DatumGetInt64(d), &sum))
 			*ok = false;
+		if (escrow_att != InvalidAttrNumber)
+		{
+			d = heap_getattr(tup, escrow_att, RelationGetDescr(buckets->rel), &isnull);
+			if (isnull || pg_add_s64_overflow(*escrow, DatumGetInt64(d), escrow))
+				*ok = false;
+		}
 	}
 	systable_endscan(scan);
 	return sum;
@@ -130,7 +141,9 @@ OeStockLook(int64 order_no, StockLook *looks, int n)
 				holds;
 	AttrNumber	limit_att,
 				nbuckets_att,
+				sku_escrow_att,
 				avail_att,
+				escrow_att,
 				hsku_att,
 				hqty_att,
 				hstate_att,
@@ -146,7 +159,10 @@ OeStockLook(int64 order_no, StockLook *looks, int n)
 		elog(ERROR, "order_engine: a stock table or its primary key is missing");
 	limit_att = look_att(&skus, "purchase_limit");
 	nbuckets_att = look_att(&skus, "nbuckets");
+	/* the escrow columns are 0.9's: the library may serve older SQL */
+	sku_escrow_att = OeRelationColumn(skus.rel, "escrow");
 	avail_att = look_att(&buckets, "available");
+	escrow_att = OeRelationColumn(buckets.rel, "escrow");
 	hsku_att = look_att(&holds, "sku_id");
 	hqty_att = look_att(&holds, "qty");
 	hstate_att = look_att(&holds, "state");
@@ -159,9 +175,12 @@ OeStockLook(int64 order_no, StockLook *looks, int n)
 		TupleDesc	desc = RelationGetDescr(skus.rel);
 		bool		isnull;
 		int			rows;
+		int64		escrow;
 		bool		ok;
 
 		l->known = false;
+		l->escrow = false;
+		l->row_available = 0;
 		l->has_limit = false;
 		l->limit = 0;
 		l->nbuckets = 1;
@@ -179,11 +198,19 @@ OeStockLook(int64 order_no, StockLook *looks, int n)
 			d = heap_getattr(tup, nbuckets_att, desc, &isnull);
 			if (!isnull)
 				l->nbuckets = DatumGetInt32(d);
+			if (sku_escrow_att != InvalidAttrNumber)
+			{
+				d = heap_getattr(tup, sku_escrow_att, desc, &isnull);
+				l->escrow = !isnull && DatumGetBool(d);
+			}
 		}
 		systable_endscan(scan);
 		if (!l->known)
 			continue;
-		l->available = bucket_available(&buckets, avail_att, l->sku_id, snap, &rows, &ok);
+		l->row_available = bucket_available(&buckets, avail_att, escrow_att, l->sku_id, snap,
+											&rows, &escrow, &ok);
+		if (ok && pg_add_s64_overflow(l->row_available, escrow, &l->available))
+			ok = false;
 		if (!ok)
 			elog(ERROR, "order_engine: available of SKU " INT64_FORMAT " is null or overflows",
 				 l->sku_id);
@@ -232,6 +259,7 @@ OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty)
 	Snapshot	snap;
 	SysScanDesc scan;
 	int64		sum;
+	int64		escrow;
 	int			rows;
 	bool		ok;
 	bool		short_ = false;
@@ -239,7 +267,11 @@ OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty)
 	if (!look_open("stock_bucket", "stock_bucket_pkey", &buckets))
 		return false;
 	snap = OeStatementSnapshot();
-	sum = bucket_available(&buckets, look_att(&buckets, "available"), sku_id, snap, &rows, &ok);
+	/* escrow units count too: for an escrow SKU the sum is an upper bound */
+	sum = bucket_available(&buckets, look_att(&buckets, "available"),
+						   OeRelationColumn(buckets.rel, "escrow"), sku_id, snap, &rows, &escrow, &ok);
+	if (ok && pg_add_s64_overflow(sum, escrow, &sum))
+		ok = false;
 	table_close(buckets.rel, NoLock);
 	if (ok && rows > 0 && sum < qty && look_open("stock_hold", "stock_hold_pkey", &holds))
 	{

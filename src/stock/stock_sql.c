@@ -278,3 +278,26 @@ oe_set_purchase_limit(PG_FUNCTION_ARGS)
 							PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1));
 	PG_RETURN_VOID();
 }
+
+PG_FUNCTION_INFO_V1(oe_set_escrow);
+PG_FUNCTION_INFO_V1(oe_fold_escrow);
+
+Datum
+oe_set_escrow(PG_FUNCTION_ARGS)
+{
+	CheckNotNull(fcinfo, 0, "sku_id");
+	CheckNotNull(fcinfo, 1, "enabled");
+	CheckPositive(PG_GETARG_INT64(0), "sku_id");
+	OeStockSetEscrow(PG_GETARG_INT64(0), PG_GETARG_BOOL(1));
+	PG_RETURN_VOID();
+}
+
+Datum
+oe_fold_escrow(PG_FUNCTION_ARGS)
+{
+	/* STRICT in SQL: no argument is null */
+	int32		max_rows = PG_GETARG_INT32(0);
+
+	CheckMaxRows(max_rows, OE_MAX_ROWS_UNBOUNDED);
+	PG_RETURN_INT32((int32) OeEscrowFold(max_rows));
+}

@@ -33,6 +33,22 @@ static const char sql_sku_info[] =
 "     FROM order_engine.stock_bucket b WHERE b.sku_id OPERATOR(pg_catalog.=) s.sku_id)"
 " FROM order_engine.sku s WHERE s.sku_id OPERATOR(pg_catalog.=) $1";
 
+/* the same and whether it is an escrow SKU (0.9) */
+static SPIPlanPtr plan_sku_info_escrow;
+static const char sql_sku_info_escrow[] =
+"SELECT s.nbuckets,"
+"  (SELECT COALESCE(pg_catalog.sum(b.available), 0)::pg_catalog.int8"
+"     FROM order_engine.stock_bucket b WHERE b.sku_id OPERATOR(pg_catalog.=) s.sku_id),"
+"  s.escrow"
+" FROM order_engine.sku s WHERE s.sku_id OPERATOR(pg_catalog.=) $1";
+
+/* a sale of units taken from the escrow counter (escrow_counter.c) */
+static SPIPlanPtr plan_escrow_sale;
+static const char sql_escrow_sale[] =
+"UPDATE order_engine.stock_bucket SET escrow = escrow OPERATOR(pg_catalog.-) $2,"
+"  sold = sold OPERATOR(pg_catalog.+) $2"
+" WHERE sku_id OPERATOR(pg_catalog.=) $1 AND bucket OPERATOR(pg_catalog.=) 0";
+
 /* the plain SKU: one conditional decrement of its only bucket */
 static SPIPlanPtr plan_take0;
 static const char sql_take0[] =
@@ -350,6 +366,7 @@ OeStockTryDeduct(int64 sku_id, int64 qty)
 	Datum		v[2];
 	int32		nbuckets;
 	int64		available;
+	bool		escrow = false;
 	StockPart  *parts;
 	int			nparts;
 	bool		ok = false;
@@ -357,14 +374,29 @@ OeStockTryDeduct(int64 sku_id, int64 qty)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "order_engine: SPI_connect failed");
 	v[0] = Int64GetDatum(sku_id);
-	OeExecPlan(OeCachedPlan(&plan_sku_info, sql_sku_info, 1, types), v, NULL, false, 0);
+	if (OeColumnExists("sku", "escrow"))
+		OeExecPlan(OeCachedPlan(&plan_sku_info_escrow, sql_sku_info_escrow, 1, types), v, NULL, false, 0);
+	else
+		OeExecPlan(OeCachedPlan(&plan_sku_info, sql_sku_info, 1, types), v, NULL, false, 0);
 	if (SPI_processed == 0)
 		OeStockSkuNotFound(sku_id);
 	nbuckets = DatumGetInt32(StockCol(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	available = DatumGetInt64(StockCol(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	if (SPI_tuptable->tupdesc->natts >= 3)
+		escrow = DatumGetBool(StockCol(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3));
 	SPI_freetuptable(SPI_tuptable);
 
-	if (available >= qty && OeStockTake(sku_id, qty, nbuckets, false, &parts, &nparts))
+	/* an escrow SKU sells from its counter first (escrow_counter.c) */
+	if (escrow && OeEscrowTake(sku_id, qty))
+	{
+		v[1] = Int64GetDatum(qty);
+		OeExecPlan(OeCachedPlan(&plan_escrow_sale, sql_escrow_sale, 2, sale_types), v, NULL, false, 0);
+		if (SPI_processed != 1)
+			elog(ERROR, "order_engine: escrow SKU " INT64_FORMAT " has no bucket row", sku_id);
+		OeExecPlan(OeCachedPlan(&plan_sale, sql_sale, 2, sale_types), v, NULL, false, 0);
+		ok = true;
+	}
+	else if (available >= qty && OeStockTake(sku_id, qty, nbuckets, false, &parts, &nparts))
 	{
 		v[1] = Int64GetDatum(qty);
 		OeExecPlan(OeCachedPlan(&plan_sale, sql_sale, 2, sale_types), v, NULL, false, 0);
