@@ -17,7 +17,7 @@ SELECT v.version AS version_without_update_test
   FROM pg_available_extension_versions v
   JOIN pg_available_extensions a ON a.name = v.name
  WHERE v.name = 'order_engine' AND v.version <> a.default_version
-   AND v.version NOT IN ('0.1', '0.2', '0.3', '0.4', '0.5', '0.6', '0.7');
+   AND v.version NOT IN ('0.1', '0.2', '0.3', '0.4', '0.5', '0.6', '0.7', '0.8');
 
 -- the documented roles exist, and the admin role has the app role's rights
 SELECT rolname, rolcanlogin FROM pg_roles
@@ -254,6 +254,13 @@ CREATE EXTENSION order_engine VERSION '0.7';
 SELECT public.upg_fill('0.7');
 ALTER EXTENSION order_engine UPDATE;
 SELECT * FROM public.upg_check('0.7');
+DROP EXTENSION order_engine;
+TRUNCATE public.upg_ids, public.upg_tokens;
+
+CREATE EXTENSION order_engine VERSION '0.8';
+SELECT public.upg_fill('0.8');
+ALTER EXTENSION order_engine UPDATE;
+SELECT * FROM public.upg_check('0.8');
 DROP EXTENSION order_engine;
 
 DROP FUNCTION public.upg_fill(text), public.upg_check(text);

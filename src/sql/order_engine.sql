@@ -1216,7 +1216,7 @@ $audit$;
  * keeps the chain's places: the grants above the loop are the ones the
  * chain made while the installing superuser owned the objects (0.1 to
  * 0.6), the ones below it those it made on objects order_engine_owner
- * owned already (0.6's schemas, the objects of 0.7 and 0.8).
+ * owned already (0.6's schemas, the objects of 0.7, 0.8 and 0.9).
  * ------------------------------------------------------------------ */
 
 REVOKE ALL ON SCHEMA @extschema@ FROM PUBLIC;
@@ -1241,8 +1241,6 @@ GRANT EXECUTE ON FUNCTION @extschema@.restock(bigint, bigint, text),
     @extschema@.set_price(bigint, numeric),
     @extschema@.set_buckets(bigint, integer),
     @extschema@.set_purchase_limit(bigint, bigint),
-    @extschema@.set_escrow(bigint, boolean),
-    @extschema@.fold_escrow(integer),
     @extschema@.stock_audit() TO order_engine_admin;
 GRANT SELECT ON @extschema@.stock_holds TO order_engine_admin;
 
@@ -1379,6 +1377,11 @@ REVOKE ALL ON FUNCTION @extschema@.quote(bigint, jsonb, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.quote(bigint, jsonb, interval) TO order_engine_app;
 REVOKE ALL ON FUNCTION @extschema@.place_order(bigint, bigint, bigint, jsonb, interval, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.place_order(bigint, bigint, bigint, jsonb, interval, text) TO order_engine_app;
+
+-- 0.9
+REVOKE ALL ON FUNCTION @extschema@.set_escrow(bigint, boolean), @extschema@.fold_escrow(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.set_escrow(bigint, boolean), @extschema@.fold_escrow(integer)
+    TO order_engine_admin;
 
 /* ------------------------------------------------------------------
  * comments: every role, schema, table, view, sequence and function says

@@ -39,7 +39,14 @@
  * its takes would be settled by another backend, which has no record of
  * them.
  *
- * Slots are keyed by (database, SKU); set_escrow takes an ACCESS
+ * Slots are keyed by (database, stock_bucket's relfilenode, SKU): a
+ * counter never outlives the table it counts (DROP EXTENSION, TRUNCATE,
+ * a restore into the same database), and a slot left by an old file is
+ * taken over by the SKU's new counter.  order_engine.escrow_skus counters
+ * serve the whole server; when they are all in use, the one used longest
+ * ago with no take in flight is given to the new SKU (its SKU's next take
+ * rebuilds it), so copies of a database (CREATE DATABASE ... TEMPLATE)
+ * never run out of counters.  set_escrow takes an ACCESS
  * EXCLUSIVE lock on sku, which no taker holds (each holds ACCESS SHARE
  * from its lookup until it ends), so a slot is forgotten only when no
  * take is in flight.
@@ -74,9 +81,11 @@ typedef struct EscrowSlot
 {
 	slock_t		mutex;			/* guards every field below */
 	Oid			dbid;			/* InvalidOid: free */
+	Oid			filenode;		/* stock_bucket's relfilenode */
 	int64		sku_id;
 	uint64		epoch;			/* new at each use of the slot */
 	uint64		rebuilds;		/* bumped when a rebuild starts */
+	uint64		last_used;		/* the shared clock at its last take */
 	bool		ready;			/* units is valid */
 	bool		rebuilding;
 	int64		units;			/* what takes may still have */
@@ -88,6 +97,7 @@ typedef struct EscrowShared
 {
 	LWLock	   *lock;			/* serialises slot use and rebuilds */
 	uint64		next_epoch;
+	uint64		clock;			/* ticks at each take, unlocked: a hint */
 	int			nslots;
 	EscrowSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } EscrowShared;
@@ -141,18 +151,47 @@ OeEscrowShmemInit(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/* the slot of (this database, sku_id), or -1; an unlocked look, checked by the caller */
+/* the relfilenode of this database's stock_bucket, InvalidOid if none */
+static Oid
+bucket_filenode(void)
+{
+	Oid			relid = OeSchemaRelid("stock_bucket");
+	Relation	rel;
+	Oid			filenode;
+
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	rel = RelationIdGetRelation(relid);
+	if (!RelationIsValid(rel))
+		return InvalidOid;
+	filenode = rel->rd_rel->relfilenode;
+	RelationClose(rel);
+	return filenode;
+}
+
+/*
+ * The slot of (this database, filenode, sku_id), or -1; an unlocked look,
+ * checked by the caller.  With any_file, also a slot of the SKU on an
+ * older file.
+ */
 static int
-find_slot(int64 sku_id)
+find_slot_in(int64 sku_id, Oid filenode, bool any_file)
 {
 	for (int i = 0; i < escrow->nslots; i++)
 	{
 		EscrowSlot *s = &escrow->slots[i];
 
-		if (s->sku_id == sku_id && s->dbid == MyDatabaseId)
+		if (s->sku_id == sku_id && s->dbid == MyDatabaseId &&
+			(any_file || s->filenode == filenode))
 			return i;
 	}
 	return -1;
+}
+
+static int
+find_slot(int64 sku_id)
+{
+	return find_slot_in(sku_id, bucket_filenode(), false);
 }
 
 /*
@@ -193,7 +232,8 @@ read_escrow_tables(int64 sku_id, int64 *escrow_units, int64 *unfolded)
 	att = OeRelationColumn(rel, "escrow");
 	if (att != InvalidAttrNumber)
 	{
-		ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(sku_id));
+		ScanKeyInit(&key[0], OeRelationColumn(rel, "sku_id"), BTEqualStrategyNumber, F_INT8EQ,
+					Int64GetDatum(sku_id));
 		scan = systable_beginscan(rel, sku_pkey, true, snap, 1, key);
 		if (HeapTupleIsValid(tup = systable_getnext(scan)))
 		{
@@ -212,8 +252,10 @@ read_escrow_tables(int64 sku_id, int64 *escrow_units, int64 *unfolded)
 
 	rel = table_open(bucket_rel, AccessShareLock);
 	att = OeRelationColumn(rel, "escrow");
-	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(sku_id));
-	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(0));
+	ScanKeyInit(&key[0], OeRelationColumn(rel, "sku_id"), BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(sku_id));
+	ScanKeyInit(&key[1], OeRelationColumn(rel, "bucket"), BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(0));
 	scan = systable_beginscan(rel, bucket_pkey, true, snap, 2, key);
 	if (att != InvalidAttrNumber && HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
@@ -224,10 +266,15 @@ read_escrow_tables(int64 sku_id, int64 *escrow_units, int64 *unfolded)
 	systable_endscan(scan);
 	table_close(rel, NoLock);
 
-	/* the partial index holds exactly the unfolded held holds */
+	/*
+	 * The partial index holds exactly the unfolded held holds.  A scan key
+	 * names the heap column (systable_beginscan maps it to the index's):
+	 * sku_id, not the index's first column number.
+	 */
 	rel = table_open(hold_rel, AccessShareLock);
 	att = OeRelationColumn(rel, "qty");
-	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(sku_id));
+	ScanKeyInit(&key[0], OeRelationColumn(rel, "sku_id"), BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(sku_id));
 	scan = systable_beginscan(rel, unfolded_idx, true, snap, 1, key);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
@@ -322,27 +369,62 @@ lock_escrow_tables(void)
 static int
 ready_slot(int64 sku_id)
 {
-	int			i = find_slot(sku_id);
+	Oid			filenode = bucket_filenode();
+	int			i = find_slot_in(sku_id, filenode, false);
 
 	if (i >= 0 && escrow->slots[i].ready)
 		return i;
+	if (!OidIsValid(filenode))
+		return -1;
 	lock_escrow_tables();
 	LWLockAcquire(escrow->lock, LW_EXCLUSIVE);
-	i = find_slot(sku_id);
+	i = find_slot_in(sku_id, filenode, false);
 	if (i < 0)
 	{
+		/* the SKU's slot on an older file, once no take of it is in flight */
+		int			old = find_slot_in(sku_id, filenode, true);
+
+		if (old >= 0 && escrow->slots[old].in_flight != 0)
+			old = -1;
+		/* no free slot: the one used longest ago with no take in flight */
+		if (old < 0)
+		{
+			bool		any_free = false;
+			uint64		oldest = PG_UINT64_MAX;
+
+			for (int k = 0; k < escrow->nslots && !any_free; k++)
+				any_free = (escrow->slots[k].dbid == InvalidOid);
+			for (int k = 0; k < escrow->nslots && !any_free; k++)
+			{
+				EscrowSlot *c = &escrow->slots[k];
+
+				if (c->in_flight == 0 && !c->rebuilding && c->last_used < oldest)
+				{
+					oldest = c->last_used;
+					old = k;
+				}
+			}
+		}
 		for (int k = 0; k < escrow->nslots; k++)
-			if (escrow->slots[k].dbid == InvalidOid)
+			if (k == old || (old < 0 && escrow->slots[k].dbid == InvalidOid))
 			{
 				EscrowSlot *s = &escrow->slots[k];
 
 				SpinLockAcquire(&s->mutex);
+				if (s->in_flight != 0)
+				{
+					/* a take came in since we looked: leave it that slot */
+					SpinLockRelease(&s->mutex);
+					break;
+				}
 				s->dbid = MyDatabaseId;
+				s->filenode = filenode;
 				s->sku_id = sku_id;
 				s->epoch = escrow->next_epoch++;
 				s->ready = false;
 				s->units = 0;
 				s->in_flight = 0;
+				s->last_used = escrow->clock;
 				SpinLockRelease(&s->mutex);
 				i = k;
 				break;
@@ -498,6 +580,7 @@ OeEscrowTake(int64 sku_id, int64 qty)
 	s = &escrow->slots[i];
 	p = new_pending(i, false, 0);
 	SpinLockAcquire(&s->mutex);
+	s->last_used = ++escrow->clock;
 	if (s->ready && s->sku_id == sku_id && s->dbid == MyDatabaseId && s->units >= qty)
 	{
 		s->units -= qty;
@@ -565,24 +648,41 @@ OeEscrowGrantAtCommit(int64 sku_id, int64 qty)
 	SpinLockRelease(&s->mutex);
 }
 
-/* rebuild every ready counter of this database from the tables (the worker's) */
+/*
+ * Rebuild every ready counter of this database from the tables, and free
+ * the slots of older stock_bucket files (the worker's).
+ */
 void
 OeEscrowRebuildAll(void)
 {
+	Oid			filenode;
+
 	if (!OeShmemReady() || escrow == NULL)
 		return;
 	lock_escrow_tables();
+	filenode = bucket_filenode();
+	LWLockAcquire(escrow->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < escrow->nslots; i++)
 	{
 		EscrowSlot *s = &escrow->slots[i];
 
-		if (s->dbid != MyDatabaseId || !s->ready)
+		if (s->dbid != MyDatabaseId)
 			continue;
-		LWLockAcquire(escrow->lock, LW_EXCLUSIVE);
-		if (s->dbid == MyDatabaseId && s->ready)
+		if (s->filenode != filenode)
+		{
+			SpinLockAcquire(&s->mutex);
+			if (s->in_flight == 0)
+			{
+				s->dbid = InvalidOid;
+				s->sku_id = 0;
+				s->ready = false;
+			}
+			SpinLockRelease(&s->mutex);
+		}
+		else if (s->ready)
 			(void) rebuild_slot(i, s->sku_id);
-		LWLockRelease(escrow->lock);
 	}
+	LWLockRelease(escrow->lock);
 }
 
 /*
@@ -597,8 +697,7 @@ OeEscrowForget(int64 sku_id)
 	if (!OeShmemReady() || escrow == NULL)
 		return;
 	LWLockAcquire(escrow->lock, LW_EXCLUSIVE);
-	i = find_slot(sku_id);
-	if (i >= 0)
+	while ((i = find_slot_in(sku_id, InvalidOid, true)) >= 0)
 	{
 		EscrowSlot *s = &escrow->slots[i];
 

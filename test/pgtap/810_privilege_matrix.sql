@@ -19,6 +19,8 @@ INSERT INTO fn_matrix VALUES
     ('order_engine.set_price(bigint,numeric)', 'admin'),
     ('order_engine.set_buckets(bigint,integer)', 'admin'),
     ('order_engine.set_purchase_limit(bigint,bigint)', 'admin'),
+    ('order_engine.set_escrow(bigint,boolean)', 'admin'),
+    ('order_engine.fold_escrow(integer)', 'admin'),
     ('order_engine.stock_audit()', 'admin'),
     ('order_engine.next_id(text)', 'app'), ('order_engine.next_ids(text,integer)', 'app'),
     ('order_engine.next_order_no(bigint)', 'app'), ('order_engine.shard_of(bigint)', 'app'),

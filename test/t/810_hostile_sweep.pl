@@ -130,6 +130,7 @@ su(q{
 	SELECT order_engine.set_price(1, 2.50);
 	SELECT order_engine.set_price(2, 1.25);
 	SELECT order_engine.set_buckets(1, 4);
+	SELECT order_engine.restock(5, 1000000);
 	SELECT order_engine.create_id_tag('sweep', 1, 10);
 });
 
@@ -363,6 +364,10 @@ my @SAMPLES = (
 	[ 'set_price(bigint,numeric)',              "3, 1.5" ],
 	[ 'set_buckets(bigint,integer)',            "2, 3" ],
 	[ 'set_purchase_limit(bigint,bigint)',      "2, 1000000" ],
+	[ 'set_escrow(bigint,boolean)',             "5, true" ],
+	[ 'reserve(bigint,bigint[],bigint[],interval,bigint)', "{B} + 7, '{5}', '{2}', '1 second', 7" ],
+	[ 'reserve(bigint,bigint[],bigint[],interval,bigint)', "{B} + 8, '{5,1}', '{1,1}', '30 minutes', 7" ],
+	[ 'fold_escrow(integer)',                   "10" ],
 	[ 'try_deduct(bigint,bigint)',              "1, 1" ],
 	[ 'reserve(bigint,bigint[],bigint[],interval,bigint)', "{B} + 4, '{1,2}', '{1,1}', '30 minutes', 7" ],
 	[ 'reserve(bigint,bigint[],bigint[],interval,bigint)', "{B} + 5, '{1,2}', '{2,1}', '1 second', 8" ],
@@ -416,6 +421,8 @@ my @SAMPLES = (
 	[ 'ack_events(bigint[])',                   "ARRAY[1, 2, 3]::bigint[]" ],
 	[ 'close_unpaid(integer)',                  "10" ],
 	[ 'release_expired(integer)',               "10" ],
+	[ 'release(bigint)',                        "{B} + 8" ],
+	[ 'set_escrow(bigint,boolean)',             "5, false" ],
 	[ 'archive_orders(interval,integer)',       "'0 seconds', 10" ],
 	[ 'worker_status()',                        "" ],
 );

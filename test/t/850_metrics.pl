@@ -34,7 +34,7 @@ $node->safe_psql('postgres', q{
 	SELECT order_engine.place_order(order_engine.next_order_no(7), 7, 9, '[{"sku_id":1,"qty":2}]');
 });
 # the worker has run each job at least once
-ok(wait_for($node, q{SELECT pg_catalog.count(*) = 4 FROM order_engine.worker_status WHERE last_run_at IS NOT NULL}),
+ok(wait_for($node, q{SELECT pg_catalog.count(*) = 5 FROM order_engine.worker_status WHERE last_run_at IS NOT NULL}),
 	'worker ran every job');
 
 # a free TCP port on loopback for the exporter
@@ -85,7 +85,7 @@ sub series
 	return undef;
 }
 
-for my $job (qw(release_expired close_unpaid reap_expired_keys archive_orders))
+for my $job (qw(release_expired close_unpaid reap_expired_keys archive_orders fold_escrow))
 {
 	ok(defined series('order_engine_worker_lag_seconds', qq{job="$job"}), "worker lag of $job");
 	ok(defined series('order_engine_worker_rows', qq{job="$job"}), "worker rows of $job");
