@@ -18,8 +18,21 @@
 /* a live update waits out deadlocks with clients (see 0.5--0.6) */
 SET LOCAL deadlock_timeout = '60s';
 
-ALTER TABLE @extschema@.sku ADD COLUMN escrow boolean NOT NULL DEFAULT false;
-ALTER TABLE @extschema@.stock_bucket ADD COLUMN escrow bigint NOT NULL DEFAULT 0;
+/*
+ * The new columns are added without a default and then filled, not with
+ * ADD COLUMN ... DEFAULT: that would keep the default as the rows'
+ * "missing value" in the catalog, which a fresh install does not have
+ * (test/t/816_install_equals_upgrade.pl).  Both tables are small (one row
+ * per SKU and bucket); the update runs under ALTER TABLE's lock.
+ */
+ALTER TABLE @extschema@.sku ADD COLUMN escrow boolean;
+ALTER TABLE @extschema@.sku ALTER COLUMN escrow SET DEFAULT false;
+UPDATE @extschema@.sku SET escrow = false;
+ALTER TABLE @extschema@.sku ALTER COLUMN escrow SET NOT NULL;
+ALTER TABLE @extschema@.stock_bucket ADD COLUMN escrow bigint;
+ALTER TABLE @extschema@.stock_bucket ALTER COLUMN escrow SET DEFAULT 0;
+UPDATE @extschema@.stock_bucket SET escrow = 0;
+ALTER TABLE @extschema@.stock_bucket ALTER COLUMN escrow SET NOT NULL;
 ALTER TABLE @extschema@.stock_bucket DROP CONSTRAINT stock_bucket_counts_check,
     ADD CONSTRAINT stock_bucket_counts_check
         CHECK (bucket OPERATOR(pg_catalog.>=) 0 AND available OPERATOR(pg_catalog.>=) 0
