@@ -19,6 +19,12 @@
 #   a finish rechecks its claim  the recheck on the locked version dropped  isolation idem_finish_race
 #   a sweep batch is one row     the worker's batch of whole orders again   TAP 506_sweep_free_buckets
 #   a busy row is passed over    the row a batch could not lock not noted   TAP 506_sweep_free_buckets
+#   an escrow take stays within  the counter's "units >= qty" dropped      regress 102_escrow
+#   the counter
+#   a counter is built from      the rebuild sees its own transaction's    regress 102_escrow
+#   committed rows               changes (curcid 0 dropped)
+#   an aborted take gives its    the abort callback keeps the units        isolation escrow_last_unit
+#   units back
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -123,6 +129,15 @@ mutate "a sweep batch locks one bucket row, not every row of the SKU" src/jobs/e
 mutate "a row the sweep could not lock is passed over for a while" src/jobs/expiry.c \
     's/\t\tattempting_set = true;/\t\tattempting_set = false;/' \
     tap 506_sweep_free_buckets
+mutate "an escrow take never hands out more than the counter has" src/stock/escrow_counter.c \
+    's/ && s->units >= qty\)/)/' \
+    regress 102_escrow
+mutate "an escrow counter is built from committed rows only" src/stock/escrow_counter.c \
+    's/\n\tsnap->curcid = FirstCommandId;/\n\t\/\* mutant: sees its own changes \*\//' \
+    regress 102_escrow
+mutate "an aborted escrow take gives its units back" src/stock/escrow_counter.c \
+    's/\n\t+if \(!commit\)\n\t+s->units \+= p->qty;/\n\/\* mutant: an abort keeps the units \*\//' \
+    isolation escrow_last_unit
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
 if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&
@@ -133,7 +148,8 @@ if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock
     cmp -s "$WORK/src/src/stock/bucket_row.c" "$M/src/src/stock/bucket_row.c" &&
     cmp -s "$WORK/src/src/idem/idem_key_row.c" "$M/src/src/idem/idem_key_row.c" &&
     cmp -s "$WORK/src/src/jobs/expiry.c" "$M/src/src/jobs/expiry.c" &&
-    run_test isolation stock_opposite_order && run_test regress 101_stock &&
+    cmp -s "$WORK/src/src/stock/escrow_counter.c" "$M/src/src/stock/escrow_counter.c" &&
+    run_test isolation stock_opposite_order && run_test regress 101_stock && run_test regress 102_escrow && run_test isolation escrow_last_unit &&
     run_test isolation stock_limit_set_during_reserve && run_test isolation stock_last_unit &&
     run_test isolation idem_finish_race && run_test tap 506_sweep_free_buckets &&
     run_test tap 205_id_flush && run_test tap 505_worker_settings; then

@@ -30,6 +30,9 @@ SELECT order_engine.create_id_tag('cost');
 -- a sold-out SKU (flash sale over)
 SELECT order_engine.restock(1000, 1);
 SELECT order_engine.try_deduct(1000, 1);
+-- a hot SKU in escrow (set_escrow: a shared-memory counter, no row lock)
+SELECT order_engine.restock(1001, 100000000);
+SELECT order_engine.set_escrow(1001);
 
 -- the plain schema a client would write, with the indexes it needs for
 -- the same features: hold expiry, buyer and seller history, pending events
@@ -107,6 +110,9 @@ call_plain_reserve() {
     echo "BEGIN"; echo "EXECUTE s($((1 + $1 % 999)), 1)"; echo "EXECUTE h($((5000000 + $1)), $((1 + $1 % 999)))"; echo "COMMIT"
 }
 
+prepare_escrow() { echo "PREPARE r(bigint) AS SELECT order_engine.reserve(\$1, '{1001}', '{1}', '30 minutes')"; }
+call_escrow() { echo "EXECUTE r($((5000000 + $1)))"; }
+
 prepare_sold_out() { echo "PREPARE r(bigint) AS SELECT order_engine.reserve(\$1, '{1000}', '{1}', '30 minutes')"; }
 call_sold_out() { echo "EXECUTE r($((7000000 + $1)))"; }
 prepare_plain_sold_out() { echo "PREPARE s AS UPDATE p_stock SET available = available - 1, held = held + 1 WHERE sku_id = 1000 AND available >= 1"; }
@@ -165,7 +171,7 @@ per_call() {
 
 OFFSET=1000000
 printf '%-14s %14s %14s %8s\n' "call" "order_engine" "plain SQL" "ratio"
-for pair in "place_order plain_order" "reserve plain_reserve" "sold_out plain_sold_out" "sold_out noop_reserve" "idem plain_idem" "next_id plain_next_id"; do
+for pair in "place_order plain_order" "reserve plain_reserve" "escrow plain_reserve" "sold_out plain_sold_out" "sold_out noop_reserve" "idem plain_idem" "next_id plain_next_id"; do
     set -- $pair
     if [ -n "$ONLY" ] && [ "$ONLY" != "$1" ]; then continue; fi
     e=$(per_call "$1")
@@ -180,7 +186,7 @@ done
 OFFSET=3000000
 bench_as_postgres pg_ctl -D "$BENCH_DIR/data" -l "$BENCH_DIR/server.log" -w start >/dev/null
 printf '\n%-14s %14s %14s\n' "call" "WAL B/call" "plain B/call"
-for pair in "place_order plain_order" "reserve plain_reserve" "sold_out plain_sold_out" "idem plain_idem" "next_id plain_next_id"; do
+for pair in "place_order plain_order" "reserve plain_reserve" "escrow plain_reserve" "sold_out plain_sold_out" "idem plain_idem" "next_id plain_next_id"; do
     set -- $pair
     if [ -n "$ONLY" ] && [ "$ONLY" != "$1" ]; then continue; fi
     line=""

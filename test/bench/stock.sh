@@ -2,9 +2,11 @@
 # test/bench/stock.sh: order_engine's stock against plain SQL, same run,
 # same server, 16 clients, synchronous_commit = on (lib.sh).
 #
-#   1. reserve() of one unit of one hot SKU spread over 16 buckets vs the
-#      plain reservation spread over 10,000 SKUs (goal >= 1.0: a hot SKU
-#      costs nothing), and vs the plain reservation of one row
+#   1. reserve() of one unit of one hot SKU in escrow (set_escrow: a
+#      shared-memory counter, no row lock) vs the plain reservation spread
+#      over 10,000 SKUs (goal >= 1.0: a hot SKU costs nothing); the same
+#      SKU spread over 16 buckets instead; both vs the plain reservation
+#      of one row
 #   2. reserve() on a sold-out SKU vs a C function that does nothing,
 #      with reserve's signature and called the same way (goal >= 0.9)
 #   3. reserve() of one unit of a random one of 10,000 plain SKUs vs the
@@ -47,6 +49,8 @@ CREATE INDEX plain_hold_expiry ON plain_hold (expires_at) WHERE state = 'held';
 INSERT INTO plain_stock SELECT g, 1000000000000 FROM generate_series(1, 10000) g;
 SELECT order_engine.restock(1, 1000000000000);
 SELECT order_engine.set_buckets(1, 16);
+SELECT order_engine.restock(3, 1000000000000);
+SELECT order_engine.set_escrow(3);
 SELECT order_engine.restock(2, 1);
 SELECT order_engine.try_deduct(2, 1);
 SELECT count(order_engine.restock(g, 1000000000000)) FROM generate_series(100001, 110000) g;
@@ -77,6 +81,10 @@ EOF2
 cat >"$S/reserve_hot.sql" <<'EOF2'
 \set o random(1, 9000000000000000000)
 SELECT order_engine.reserve(:o, ARRAY[1]::bigint[], ARRAY[1]::bigint[]);
+EOF2
+cat >"$S/reserve_escrow.sql" <<'EOF2'
+\set o random(1, 9000000000000000000)
+SELECT order_engine.reserve(:o, ARRAY[3]::bigint[], ARRAY[1]::bigint[]);
 EOF2
 cat >"$S/reserve_soldout.sql" <<'EOF2'
 \set o random(1, 9000000000000000000)
@@ -111,6 +119,7 @@ echo "stock benchmark: $BENCH_CLIENTS clients, $ROUNDS rounds of ${BENCH_SECONDS
 echo "every run on a fresh copy of the set-up database; ratios: median of per-round ratios"
 declare -A TPS
 RUNS="plain_hot_row:plain_hot plain_hot_row_single:plain_hot_single reserve_hot_16_buckets:reserve_hot
+      reserve_hot_escrow:reserve_escrow
       reserve_sold_out:reserve_soldout floor_c_reserve_signature:floor_reserve
       plain_10k_rows:plain_10k plain_10k_rows_single:plain_10k_single reserve_10k_skus:reserve_10k"
 for round in $(seq 1 "$ROUNDS"); do
@@ -132,7 +141,9 @@ done
 bench_psql -At -c "SELECT 'stock_audit: ' || count(*) FILTER (WHERE ok) || ' ok, ' || count(*) FILTER (WHERE NOT ok) || ' not ok' FROM order_engine.stock_audit()"
 best_hot=$(bench_best "${TPS[plain_hot_row]}" "${TPS[plain_hot_row_single]}")
 best_10k=$(bench_best "${TPS[plain_10k_rows]}" "${TPS[plain_10k_rows_single]}")
-bench_rounds_ratio "reserve, hot SKU in 16 buckets / best plain, spread over 10,000 rows" 1.0 "${TPS[reserve_hot_16_buckets]}" "$best_10k"
+bench_rounds_ratio "reserve, hot SKU in escrow / best plain, spread over 10,000 rows" 1.0 "${TPS[reserve_hot_escrow]}" "$best_10k"
+bench_rounds_ratio "reserve, hot SKU in escrow / best plain, one row" - "${TPS[reserve_hot_escrow]}" "$best_hot"
+bench_rounds_ratio "reserve, hot SKU in 16 buckets / best plain, spread over 10,000 rows" - "${TPS[reserve_hot_16_buckets]}" "$best_10k"
 bench_rounds_ratio "reserve, hot SKU in 16 buckets / plain multi-statement, one row" - "${TPS[reserve_hot_16_buckets]}" "${TPS[plain_hot_row]}"
 bench_rounds_ratio "reserve, hot SKU in 16 buckets / best plain, one row" - "${TPS[reserve_hot_16_buckets]}" "$best_hot"
 bench_rounds_ratio "reserve on a sold-out SKU / no-op C function, same signature" 0.9 "${TPS[reserve_sold_out]}" "${TPS[floor_c_reserve_signature]}"
