@@ -6,6 +6,8 @@
 -- exactly as for any SKU, and stock_audit() proves nothing is oversold.
 --
 SET search_path = order_engine, public;
+-- a lock wait here is a bug, not something to wait out
+SET lock_timeout = '10s';
 -- SKUs of this file start at 102000 so they never meet another file's
 SELECT restock(102001, 10) AS available;
 SELECT set_escrow(102001);
@@ -71,12 +73,20 @@ SELECT state, buckets FROM stock_hold WHERE order_no = 1020008;
 SELECT bucket, available, held, sold, escrow FROM stock_bucket WHERE sku_id = 102001;
 SELECT ok, detail FROM stock_audit() WHERE sku_id = 102001;
 
--- a transaction that took escrow units cannot be prepared
+-- a transaction that took escrow units cannot be prepared (the fold
+-- first gives the released unit to the counter)
+SELECT fold_escrow() AS folded;
 BEGIN;
 SELECT reserve(1020009, '{102001}', '{1}') AS held;
 PREPARE TRANSACTION 'escrow';
 SELECT count(*) AS holds_of_1020009 FROM stock_hold WHERE order_no = 1020009;
 SELECT reserve(1020010, '{102001}', '{1}') AS the_unit_came_back;
+SELECT buckets AS from_the_counter FROM stock_hold WHERE order_no = 1020010;
+-- a transaction that took nothing from the counter prepares as ever
+BEGIN;
+SELECT reserve(1020017, '{102001}', '{1}') AS sold_out;
+PREPARE TRANSACTION 'no_escrow_take';
+COMMIT PREPARED 'no_escrow_take';
 
 -- a counter is built from committed rows only: here the transaction that
 -- builds it has moved units into escrow itself and then rolls back

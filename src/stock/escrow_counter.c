@@ -447,10 +447,18 @@ escrow_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_PREPARE:
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot PREPARE a transaction that reserved escrow stock"),
-					 errhint("Reserve escrow SKUs outside two-phase transactions.")));
+			/* only a take still held refuses; a grant is dropped (the counter is low) */
+			foreach(lc, pending)
+			{
+				EscrowPending *p = (EscrowPending *) lfirst(lc);
+
+				if (!p->grant && p->qty > 0 && p->epoch != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("cannot PREPARE a transaction that reserved escrow stock"),
+							 errhint("Reserve escrow SKUs outside two-phase transactions.")));
+			}
+			pending = NIL;
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
@@ -592,18 +600,26 @@ OeEscrowTake(int64 sku_id, int64 qty)
 		taken = true;
 	}
 	SpinLockRelease(&s->mutex);
+	if (!taken)
+	{
+		/* nothing to settle: the record made before the counter moved goes */
+		pending = list_delete_last(pending);
+		pfree(p);
+	}
 	return taken;
 }
 
-/* give back a take of this transaction at once (reserve's later line came up short) */
+/*
+ * Give back a take of this transaction at once (reserve's later line came
+ * up short): the newest take of sku_id and qty, which is the one this
+ * call made (an older one of the same size may be an earlier reserve's).
+ */
 void
 OeEscrowGiveBack(int64 sku_id, int64 qty)
 {
-	ListCell   *lc;
-
-	foreach(lc, pending)
+	for (int k = list_length(pending) - 1; k >= 0; k--)
 	{
-		EscrowPending *p = (EscrowPending *) lfirst(lc);
+		EscrowPending *p = (EscrowPending *) list_nth(pending, k);
 		EscrowSlot *s = &escrow->slots[p->slot];
 
 		if (p->grant || p->qty != qty || p->epoch == 0)

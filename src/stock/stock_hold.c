@@ -92,20 +92,13 @@ static SPIPlanPtr plan_release_due_escrow;
 "     AND h.sku_id OPERATOR(pg_catalog.=) due.sku_id AND h.state OPERATOR(pg_catalog.=) 'held'" \
 "  RETURNING h.order_no, h.sku_id, h.qty, h.buyer_id, h.buckets, h.bucket_qtys),"
 
-#define RELEASE_DUE_TALLY_AND_JOURNAL \
+#define RELEASE_DUE_TALLY \
 " t AS (" \
 "  UPDATE order_engine.purchase_tally pt SET units = pt.units OPERATOR(pg_catalog.-) x.qty" \
 "    FROM (SELECT r.sku_id, r.buyer_id, pg_catalog.sum(r.qty)::pg_catalog.int8 AS qty FROM r" \
 "           WHERE r.buyer_id IS NOT NULL GROUP BY r.sku_id, r.buyer_id) x" \
 "   WHERE pt.sku_id OPERATOR(pg_catalog.=) x.sku_id AND pt.buyer_id OPERATOR(pg_catalog.=) x.buyer_id" \
-"  RETURNING 1)," \
-" j AS (" \
-"  INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold, order_no)" \
-"  SELECT r.sku_id, 'release', r.qty, OPERATOR(pg_catalog.-) r.qty, 0, r.order_no FROM r" \
-"   ORDER BY r.sku_id, r.order_no" \
-"  RETURNING 1)" \
-" SELECT (SELECT pg_catalog.count(*) FROM j), (SELECT pg_catalog.count(*) FROM parts)," \
-"        (SELECT pg_catalog.count(*) FROM b)"
+"  RETURNING 1),"
 
 /* the stock tables before 0.9: no escrow */
 static const char sql_release_due[] =
@@ -121,7 +114,14 @@ RELEASE_DUE_HOLDS
 "    FROM parts WHERE sb.sku_id OPERATOR(pg_catalog.=) parts.sku_id"
 "     AND sb.bucket OPERATOR(pg_catalog.=) parts.bucket"
 "  RETURNING 1),"
-RELEASE_DUE_TALLY_AND_JOURNAL;
+RELEASE_DUE_TALLY
+" j AS ("
+"  INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold, order_no)"
+"  SELECT r.sku_id, 'release', r.qty, OPERATOR(pg_catalog.-) r.qty, 0, r.order_no FROM r"
+"   ORDER BY r.sku_id, r.order_no"
+"  RETURNING 1)"
+" SELECT (SELECT pg_catalog.count(*) FROM j), (SELECT pg_catalog.count(*) FROM parts),"
+"        (SELECT pg_catalog.count(*) FROM b)";
 
 /*
  * 0.9: an unfolded escrow hold (no bucket parts, escrow.c) is folded and
@@ -149,13 +149,20 @@ RELEASE_DUE_HOLDS
 "    FROM parts WHERE sb.sku_id OPERATOR(pg_catalog.=) parts.sku_id"
 "     AND sb.bucket OPERATOR(pg_catalog.=) parts.bucket"
 "  RETURNING 1),"
-" e AS ("
+RELEASE_DUE_TALLY
+/* an unfolded hold's journal: its hold row, then its release, per hold */
+" j AS ("
 "  INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold, order_no)"
-"  SELECT r.sku_id, 'hold', OPERATOR(pg_catalog.-) r.qty, r.qty, 0, r.order_no FROM r"
-"   WHERE pg_catalog.cardinality(r.buckets) OPERATOR(pg_catalog.=) 0"
-"   ORDER BY r.sku_id, r.order_no"
-"  RETURNING 1),"
-RELEASE_DUE_TALLY_AND_JOURNAL;
+"  SELECT y.sku_id, y.kind, y.d_available, y.d_held, 0, y.order_no"
+"    FROM (SELECT r.sku_id, r.order_no, 0 AS step, 'hold'::pg_catalog.text AS kind,"
+"                 OPERATOR(pg_catalog.-) r.qty AS d_available, r.qty AS d_held FROM r"
+"           WHERE pg_catalog.cardinality(r.buckets) OPERATOR(pg_catalog.=) 0"
+"          UNION ALL"
+"          SELECT r.sku_id, r.order_no, 1, 'release', r.qty, OPERATOR(pg_catalog.-) r.qty FROM r) y"
+"   ORDER BY y.sku_id, y.order_no, y.step"
+"  RETURNING kind)"
+" SELECT (SELECT pg_catalog.count(*) FROM j WHERE j.kind OPERATOR(pg_catalog.=) 'release'),"
+"        (SELECT pg_catalog.count(*) FROM parts), (SELECT pg_catalog.count(*) FROM b)";
 
 int64
 OeStockReleaseHeldHolds(const int64 *order_nos, const int64 *sku_ids, int n)
