@@ -9,11 +9,24 @@
 #   committed or not, and committed ones also into a UNIQUE index); every
 #   order live xor archived, none lost; every idempotency key's effect at
 #   most once; every expired hold released (and every overdue order
-#   closed) within a bound once the worker runs; no error of the load has
+#   closed) within a bound once the worker runs; the escrow SKUs (below)
+#   never oversold: no negative escrow, escrow only on escrow SKUs and
+#   they keep one bucket, every unfolded escrow hold folded (and every
+#   unit restocked or released on them moved into escrow) within a bound
+#   once the worker runs, and the shared-memory counter rebuilt after the
+#   crash hands out exactly escrow minus the unfolded holds, not a unit
+#   more (a probe with the bucket row locked, in a rolled-back
+#   transaction); no error of the load has
 #   an undocumented SQLSTATE (each error also goes to the server log with
 #   RAISE LOG, so errors inside the rolled-back transactions of
 #   rollback.sql, whose chaos.errors rows roll back with them, are checked
-#   too); no backend died of a signal.
+#   too); no backend died of a signal; no worker job failed.
+#
+#   Escrow: SKU 2 (plenty of stock, picked often) and SKU 12 (a small
+#   stock the load sells out, restocks, writes off and sells directly)
+#   are escrow SKUs (set_escrow), so reserve/place_order take from the
+#   counter, confirm/release/expiry/cancel fold first, and the worker's
+#   fold_escrow runs on them under the crashes.
 #
 #   test/chaos.sh [rounds]     default 20, or 3 when CI is set
 #
@@ -49,6 +62,10 @@ DATA=$DIR/data
 LOG=$DIR/server.log
 CLIENTS=16
 HOLD_BOUND=30            # seconds after restart within which expired holds must be released
+FOLD_BOUND=30            # seconds after that within which escrow holds must be folded
+ESCROW_HOT=2             # escrow SKU with plenty of stock (chaos.op names both too)
+ESCROW_SCARCE=12         # escrow SKU the load sells out
+ESCROW_SCARCE_STOCK=60   # its stock at the start
 
 say() { printf 'chaos: %s\n' "$*"; }
 psql_su() { "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U postgres -d postgres "$@"; }
@@ -102,12 +119,15 @@ log_line_prefix = '%m [%p] %b '
 EOF
 start_server
 
-psql_su >/dev/null <<'SQL'
+psql_su -v hot="$ESCROW_HOT" -v scarce="$ESCROW_SCARCE" -v scarce_stock="$ESCROW_SCARCE_STOCK" >/dev/null <<'SQL'
 CREATE EXTENSION order_engine;
 CREATE ROLE chaos_app LOGIN IN ROLE order_engine_app;
-SELECT order_engine.restock(s, 100000), order_engine.set_price(s, s % 7 + 0.5)
+SELECT order_engine.restock(s, CASE WHEN s = :scarce THEN :scarce_stock ELSE 100000 END),
+       order_engine.set_price(s, s % 7 + 0.5)
   FROM generate_series(1, 20) s;
 SELECT order_engine.set_buckets(1, 8);
+-- the escrow SKUs (one bucket each): their units move into escrow
+SELECT order_engine.set_escrow(:hot), order_engine.set_escrow(:scarce);
 SELECT order_engine.create_id_tag('chaos', 1, 50);
 
 CREATE SCHEMA chaos;
@@ -117,6 +137,9 @@ CREATE UNIQUE INDEX chaos_ids_unique ON chaos.ids (tag, id);
 CREATE TABLE chaos.placed (order_no bigint PRIMARY KEY);
 CREATE TABLE chaos.effects (key text NOT NULL, at timestamptz DEFAULT clock_timestamp());
 CREATE TABLE chaos.errors (id bigserial, op text, sqlstate text, message text, detail text, at timestamptz DEFAULT clock_timestamp());
+-- the escrow SKUs of the setup
+CREATE TABLE chaos.escrow_sku (sku_id bigint PRIMARY KEY);
+INSERT INTO chaos.escrow_sku VALUES (:hot), (:scarce);
 -- the documented SQLSTATEs (README) a racing load may meet
 CREATE TABLE chaos.expected (sqlstate text PRIMARY KEY);
 INSERT INTO chaos.expected VALUES ('OE004'), ('OE005'), ('OE006'), ('OE007'), ('OE009'),
@@ -124,6 +147,52 @@ INSERT INTO chaos.expected VALUES ('OE004'), ('OE005'), ('OE006'), ('OE007'), ('
 GRANT USAGE ON SCHEMA chaos TO chaos_app;
 GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA chaos TO chaos_app;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA chaos TO chaos_app;
+
+-- restock and write-off of the escrow SKUs by the load (restock is an
+-- admin's call; chaos_app is an app)
+CREATE FUNCTION chaos.restock(sku bigint, delta bigint) RETURNS bigint
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+    SELECT order_engine.restock(sku, delta, 'chaos')
+$$;
+REVOKE ALL ON FUNCTION chaos.restock(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION chaos.restock(bigint, bigint) TO chaos_app;
+
+-- the shared-memory counter of an escrow SKU, as a restart rebuilt it:
+-- with the SKU's bucket row locked (no fold, release or restock can move
+-- escrow or the unfolded holds meanwhile; the load is stopped), it must
+-- hand out escrow minus the unfolded holds and not a unit more.  Run in
+-- a transaction that is rolled back, one SKU per transaction.  Returns
+-- 'ok <unfolded>' when that holds; 'retry ...' when it cannot tell now
+-- (the counter is below its bound, which the worker's rebuild heals, or
+-- the units came from the bucket row); else what is wrong.
+CREATE FUNCTION chaos.probe_escrow(sku bigint, probe bigint) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    e bigint; u bigint; parts int;
+BEGIN
+    PERFORM FROM order_engine.stock_bucket b WHERE b.sku_id = sku AND b.bucket = 0 FOR UPDATE;
+    SELECT b.escrow INTO e FROM order_engine.stock_bucket b WHERE b.sku_id = sku AND b.bucket = 0;
+    SELECT coalesce(sum(h.qty), 0) INTO u FROM order_engine.stock_hold h
+     WHERE h.sku_id = sku AND h.state = 'held' AND h.buckets = '{}';
+    IF e - u > 0 THEN
+        IF NOT order_engine.reserve(probe, ARRAY[sku], ARRAY[e - u], '1 minute') THEN
+            RETURN format('retry: sku %s: escrow %s, unfolded holds %s, but the counter would not hand out %s',
+                          sku, e, u, e - u);
+        END IF;
+        SELECT cardinality(h.buckets) INTO parts FROM order_engine.stock_hold h
+         WHERE h.order_no = probe AND h.sku_id = sku;
+        IF parts <> 0 THEN
+            RETURN format('retry: sku %s: the probe took %s units from the bucket row, not the counter', sku, e - u);
+        END IF;
+    END IF;
+    IF order_engine.reserve(probe + 1, ARRAY[sku], ARRAY[1], '1 minute') THEN
+        SELECT cardinality(h.buckets) INTO parts FROM order_engine.stock_hold h
+         WHERE h.order_no = probe + 1 AND h.sku_id = sku;
+        IF parts = 0 THEN
+            RETURN format('sku %s: the counter hands out more than escrow %s minus unfolded holds %s', sku, e, u);
+        END IF;
+    END IF;
+    RETURN 'ok ' || u;
+END $$;
 
 CREATE FUNCTION chaos.log_id(tag text, id bigint) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
@@ -147,7 +216,9 @@ BEGIN
             PERFORM chaos.log_id('order_no', n);
             SELECT jsonb_agg(jsonb_build_object('sku_id', s, 'qty', 1 + (random() * 2)::int))
               INTO lines
-              FROM (SELECT DISTINCT 1 + (random() * 19)::int AS s FROM generate_series(1, 1 + (random() * 2)::int)) x;
+              FROM (SELECT DISTINCT CASE WHEN random() < 0.25 THEN 2 WHEN random() < 0.1 THEN 12
+                                         ELSE 1 + (random() * 19)::int END AS s
+                      FROM generate_series(1, 1 + (random() * 2)::int)) x;
             res := order_engine.place_order(n, n % 1000, 1, lines,
                                             make_interval(secs => 1 + random() * 3));
             IF res = 'pending_payment' THEN
@@ -178,7 +249,9 @@ BEGIN
         ELSIF op = 'hold' THEN
             n := order_engine.next_id('chaos') + 1000000000000;
             PERFORM chaos.log_id('chaos', n - 1000000000000);
-            IF order_engine.reserve(n, ARRAY[1 + (random() * 9)::bigint, 11 + (random() * 9)::bigint],
+            -- escrow SKUs 2 and 12 (one in each range) picked more often
+            IF order_engine.reserve(n, ARRAY[CASE WHEN random() < 0.3 THEN 2 ELSE 1 + (random() * 9)::bigint END,
+                                             CASE WHEN random() < 0.2 THEN 12 ELSE 11 + (random() * 9)::bigint END],
                                     ARRAY[1, 1]::bigint[], make_interval(secs => 1 + random() * 2)) THEN
                 r := n;
             END IF;
@@ -198,6 +271,17 @@ BEGIN
                 PERFORM chaos.log_id('chaos', i) FROM unnest(ids) i;
             END IF;
             PERFORM chaos.log_id('snowflake', order_engine.snowflake_id());
+        ELSIF op = 'stock' THEN
+            -- the escrow SKUs' other paths: restock and write-off (from
+            -- the bucket row, else the counter), direct sales
+            n := CASE WHEN random() < 0.6 THEN 12 ELSE 2 END;
+            IF random() < 0.4 THEN
+                PERFORM chaos.restock(n, CASE WHEN n = 12 THEN 1 + (random() * 4)::int ELSE 5 END);
+            ELSIF random() < 0.3 THEN
+                PERFORM chaos.restock(n, -1);          -- OE012 when none is left
+            ELSE
+                PERFORM order_engine.try_deduct(n, 1);
+            END IF;
         ELSIF op = 'idem' THEN
             k := 'k' || (random() * 300)::int;
             SELECT * INTO b FROM order_engine.idem_begin('chaos', k, jsonb_build_object('key', k));
@@ -227,6 +311,7 @@ printf "SELECT chaos.op('hold') AS h \\\\gset\nSELECT chaos.op('settle', :h);\n"
 echo "SELECT chaos.op('ids');" >"$DIR/scripts/ids.sql"
 printf "BEGIN;\nSELECT chaos.op('ids');\nSELECT chaos.op('place');\nROLLBACK;\n" >"$DIR/scripts/rollback.sql"
 echo "SELECT chaos.op('idem');" >"$DIR/scripts/idem.sql"
+echo "SELECT chaos.op('stock');" >"$DIR/scripts/stock.sql"
 
 # ---------------------------------------------------------------- checks
 # One line per violated invariant; empty when all hold.
@@ -253,6 +338,29 @@ UNION ALL
 SELECT 'idempotency effect more than once: ' || count(*)
   FROM (SELECT key FROM chaos.effects GROUP BY key HAVING count(*) > 1) d HAVING count(*) > 0
 UNION ALL
+SELECT 'negative escrow: sku ' || sku_id || ' bucket ' || bucket || ' escrow ' || escrow
+  FROM order_engine.stock_bucket WHERE escrow < 0
+UNION ALL
+SELECT 'escrow oversold: sku ' || b.sku_id || ' escrow ' || b.escrow || ' but its unfolded holds sum to ' || u.units
+  FROM order_engine.stock_bucket b
+  JOIN (SELECT sku_id, sum(qty) AS units FROM order_engine.stock_hold
+         WHERE state = 'held' AND buckets = '{}' GROUP BY sku_id) u USING (sku_id)
+ WHERE b.bucket = 0 AND b.escrow < u.units
+UNION ALL
+SELECT 'escrow units on a SKU that is not escrow: sku ' || b.sku_id || ' escrow ' || b.escrow
+  FROM order_engine.stock_bucket b JOIN order_engine.sku k USING (sku_id)
+ WHERE NOT k.escrow AND b.escrow <> 0
+UNION ALL
+SELECT 'escrow SKU no longer escrow: sku ' || c.sku_id
+  FROM chaos.escrow_sku c LEFT JOIN order_engine.sku k USING (sku_id) WHERE k.escrow IS NOT TRUE
+UNION ALL
+SELECT 'escrow SKU not one bucket: sku ' || k.sku_id || ' nbuckets ' || k.nbuckets || ' bucket rows '
+       || coalesce((SELECT string_agg(b.bucket::text, ',' ORDER BY b.bucket) FROM order_engine.stock_bucket b
+                     WHERE b.sku_id = k.sku_id), 'none')
+  FROM order_engine.sku k
+ WHERE k.escrow AND (k.nbuckets <> 1 OR (SELECT array_agg(b.bucket ORDER BY b.bucket) FROM order_engine.stock_bucket b
+                                          WHERE b.sku_id = k.sku_id) IS DISTINCT FROM ARRAY[0])
+UNION ALL
 SELECT 'undocumented error ' || sqlstate || ' in ' || op || ' (' || count(*) || '): ' || min(message)
   FROM chaos.errors e WHERE NOT EXISTS (SELECT 1 FROM chaos.expected x WHERE x.sqlstate = e.sqlstate)
    AND e.id > :last_error
@@ -261,6 +369,13 @@ SQL
 )
 DUE_SQL="SELECT (SELECT count(*) FROM order_engine.stock_hold WHERE state = 'held' AND expires_at < now())
              + (SELECT count(*) FROM order_engine.orders WHERE status = 'pending_payment' AND pay_deadline < now())"
+# escrow holds not yet folded, and units restocked or released on an
+# escrow SKU not yet moved into escrow: the worker's fold_escrow does both
+FOLD_SQL="SELECT (SELECT count(*) FROM order_engine.stock_hold WHERE state = 'held' AND buckets = '{}')
+              || ' unfolded holds, ' || (SELECT coalesce(sum(b.available), 0) FROM order_engine.stock_bucket b
+                                         JOIN order_engine.sku k USING (sku_id) WHERE k.escrow)
+              || ' units outside escrow'"
+FOLD_DONE="0 unfolded holds, 0 units outside escrow"
 
 FAILS=0
 EXPECTED=$(psql_su -c "SELECT string_agg(sqlstate, ' ') FROM chaos.expected")
@@ -269,10 +384,42 @@ LAST_ERROR=0
 OPS=0
 CRASHES=0
 MAXLAG=0
+MAXFOLD=0
+PROBES=0
+PROBES_UNFOLDED=0
+PROBE_RETRIES=0
 fail() { say "FAIL round $1: $2"; FAILS=$((FAILS + 1)); }
 
 check_round() {
-    local round=$1 out dups t0 t1 lag bad
+    local round=$1 out dups t0 t1 lag bad probe sku fold
+    # first, before the worker folds what the crash left unfolded: the
+    # escrow counters rebuilt after the crash hand out all of escrow minus
+    # the unfolded holds, not a unit more (order numbers unused by the load)
+    for sku in $ESCROW_HOT $ESCROW_SCARCE; do
+        t0=$(date +%s)
+        while :; do
+            probe=$(psql_su -v sku="$sku" -v p=$((9000000000000000 + round * 1000 + sku * 10)) <<'SQL'
+BEGIN;
+SELECT chaos.probe_escrow(:sku, :p);
+ROLLBACK;
+SQL
+) || { fail "$round" "escrow probe of sku $sku failed: $probe"; break; }
+            PROBES=$((PROBES + 1))
+            case $probe in
+            ok\ 0) break ;;
+            ok\ *) PROBES_UNFOLDED=$((PROBES_UNFOLDED + 1)); break ;;
+            retry*)
+                t1=$(date +%s)
+                if [ $((t1 - t0)) -gt $FOLD_BOUND ]; then
+                    fail "$round" "escrow counter still short ${FOLD_BOUND}s after restart: $probe"
+                    break
+                fi
+                PROBE_RETRIES=$((PROBE_RETRIES + 1))
+                sleep 0.5 ;;
+            *)  fail "$round" "escrow counter: $probe"; break ;;
+            esac
+        done
+    done
     out=$(psql_su -v last_error="$LAST_ERROR" <<<"$CHECK_SQL") || { fail "$round" "check query failed"; return; }
     LAST_ERROR=$(psql_su -c "SELECT coalesce(max(id), 0) FROM chaos.errors")
     if [ -n "$out" ]; then
@@ -281,17 +428,6 @@ check_round() {
     # every id handed out, committed or rolled back, appears once in the log
     dups=$(grep -ho 'chaos-id [a-z_]* -\?[0-9]*' "$LOG" | sort | uniq -d | head -5)
     [ -z "$dups" ] || fail "$round" "id handed out twice: $(echo "$dups" | tr '\n' ' ')"
-    # what the server logged since the last check: no backend or worker died
-    tail -n +"$((LOGPOS + 1))" "$LOG" >"$DIR/log.slice"
-    LOGPOS=$((LOGPOS + $(wc -l <"$DIR/log.slice")))
-    bad=$(grep -E 'terminated by signal|PANIC|FATAL|exited with exit code [^0]' "$DIR/log.slice" |
-          grep -v 'due to unexpected postmaster exit' | head -1 || true)
-    [ -z "$bad" ] || fail "$round" "server log: $bad"
-    # every error of the load, rolled back or not, by its log line
-    undoc=$(grep -oE 'LOG:  chaos-error [a-z_]+ [0-9A-Z]{5}' "$DIR/log.slice" |
-            awk -v ok=" $EXPECTED " 'index(ok, " " $4 " ") == 0 { print $4 " in " $3 }' |
-            sort | uniq -c | head -5 | tr -s ' \n' ' ' || true)
-    [ -z "$undoc" ] || fail "$round" "undocumented error in the server log (rolled back ones included):$undoc"
     # the worker releases what expired (before or during the crash) within the bound
     t0=$(date +%s)
     while :; do
@@ -305,6 +441,35 @@ check_round() {
     done
     lag=$(( $(date +%s) - t0 ))
     [ $lag -gt $MAXLAG ] && MAXLAG=$lag
+    # the worker folds every escrow hold and moves what came back on an
+    # escrow SKU into escrow within the bound
+    t0=$(date +%s)
+    while :; do
+        fold=$(psql_su -c "$FOLD_SQL")
+        [ "$fold" = "$FOLD_DONE" ] && break
+        t1=$(date +%s)
+        if [ $((t1 - t0)) -gt $FOLD_BOUND ]; then
+            fail "$round" "escrow not folded ${FOLD_BOUND}s after the expiries: $fold"
+            break
+        fi
+        sleep 0.2
+    done
+    lag=$(( $(date +%s) - t0 ))
+    [ $lag -gt $MAXFOLD ] && MAXFOLD=$lag
+    # what the server logged since the last check (the load, the restart,
+    # the waits above): no backend or worker died, no worker job failed
+    tail -n +"$((LOGPOS + 1))" "$LOG" >"$DIR/log.slice"
+    LOGPOS=$((LOGPOS + $(wc -l <"$DIR/log.slice")))
+    bad=$(grep -E 'terminated by signal|PANIC|FATAL|exited with exit code [^0]' "$DIR/log.slice" |
+          grep -v 'due to unexpected postmaster exit' | head -1 || true)
+    [ -z "$bad" ] || fail "$round" "server log: $bad"
+    bad=$(grep -E 'LOG:  order_engine [a-z_]+ failed' "$DIR/log.slice" | head -1 || true)
+    [ -z "$bad" ] || fail "$round" "worker job: $bad"
+    # every error of the load, rolled back or not, by its log line
+    undoc=$(grep -oE 'LOG:  chaos-error [a-z_]+ [0-9A-Z]{5}' "$DIR/log.slice" |
+            awk -v ok=" $EXPECTED " 'index(ok, " " $4 " ") == 0 { print $4 " in " $3 }' |
+            sort | uniq -c | head -5 | tr -s ' \n' ' ' || true)
+    [ -z "$undoc" ] || fail "$round" "undocumented error in the server log (rolled back ones included):$undoc"
     return 0
 }
 
@@ -316,7 +481,7 @@ for round in $(seq 1 "$ROUNDS"); do
     "$BIN/pgbench" -n -h "$DIR" -p "$PORT" -U chaos_app -c $CLIENTS -j 4 -T 30 \
         -f "$DIR/scripts/place.sql@5" -f "$DIR/scripts/pay.sql@3" -f "$DIR/scripts/cancel.sql@1" \
         -f "$DIR/scripts/hold.sql@3" -f "$DIR/scripts/ids.sql@2" -f "$DIR/scripts/rollback.sql@1" \
-        -f "$DIR/scripts/idem.sql@2" postgres >"$DIR/pgbench.$round.log" 2>&1 &
+        -f "$DIR/scripts/idem.sql@2" -f "$DIR/scripts/stock.sql@1" postgres >"$DIR/pgbench.$round.log" 2>&1 &
     bench=$!
     sleep "$delay"
     kill9_all
@@ -350,6 +515,18 @@ orders=$(psql_su -c "SELECT count(*) FROM chaos.placed")
 archived=$(psql_su -c "SELECT count(*) FROM order_engine_archive.orders")
 say "rounds: $ROUNDS, operations (pgbench transactions): $OPS, crashes survived: $CRASHES"
 say "ids handed out (logged): $ids, orders placed: $orders, archived: $archived, longest wait for the worker after a restart: ${MAXLAG}s"
+escrow=$(psql_su <<'SQL'
+SELECT string_agg(format('sku %s: %s holds (%s confirmed), sold %s, escrow %s, available %s',
+                         c.sku_id, h.n, h.confirmed, s.sold, b.escrow, s.available), '; ' ORDER BY c.sku_id)
+  FROM chaos.escrow_sku c
+  JOIN order_engine.stock s USING (sku_id)
+  JOIN order_engine.stock_bucket b ON b.sku_id = c.sku_id AND b.bucket = 0
+  CROSS JOIN LATERAL (SELECT count(*) AS n, count(*) FILTER (WHERE h.state = 'confirmed') AS confirmed
+                        FROM order_engine.stock_hold h WHERE h.sku_id = c.sku_id) h
+SQL
+)
+say "escrow SKUs: $escrow; longest wait for the fold after the expiries: ${MAXFOLD}s"
+say "escrow counter probes after a restart: $PROBES ($PROBES_UNFOLDED with unfolded holds left by the crash, $PROBE_RETRIES retried)"
 logged=$(grep -oE 'LOG:  chaos-error [a-z_]+ [0-9A-Z]{5}' "$LOG" | awk '{ print $4 }' | sort | uniq -c |
          awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $2, $1 }' || true)
 say "business errors of the load (documented): $errs; in the log, rolled-back ones included: ${logged:-none}"
