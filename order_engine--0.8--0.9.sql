@@ -38,7 +38,7 @@ ALTER TABLE @extschema@.stock_bucket DROP CONSTRAINT stock_bucket_counts_check,
         CHECK (bucket OPERATOR(pg_catalog.>=) 0 AND available OPERATOR(pg_catalog.>=) 0
                AND held OPERATOR(pg_catalog.>=) 0 AND sold OPERATOR(pg_catalog.>=) 0
                AND escrow OPERATOR(pg_catalog.>=) 0);
-CREATE INDEX stock_hold_unfolded ON @extschema@.stock_hold (sku_id, order_no)
+CREATE INDEX stock_hold_unfolded ON @extschema@.stock_hold (sku_id, created_at)
     WHERE state = 'held' AND buckets = '{}'::integer[];
 COMMENT ON COLUMN @extschema@.sku.escrow IS
     'true: reserves take units from a shared-memory counter instead of locking a bucket row (set_escrow)';

@@ -98,6 +98,7 @@ OeArchiveWindowOpen(TimestampTz now)
 /* ids (docs/ids.md) */
 int			OeMaxIdTags = 128;
 int			OeEscrowSkus = 64;
+int			OeEscrowFoldAfterSecs = 60;
 int			OeIdPrefetchPercent = 10;
 int			OeIdSegmentDuration = 900;
 int			OeIdMaxStep = 1000000;
@@ -151,6 +152,14 @@ OeDefineGucs(void)
 							"Age counts from completion, cancellation or closing.",
 							&OeArchiveAfterSecs,
 							90 * SECS_PER_DAY, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("order_engine.escrow_fold_after",
+							"Age after which the worker folds an escrow hold into its bucket row.",
+							"Most holds end sooner (confirm, release, expiry fold them then), so the fold writes only what lives long.",
+							&OeEscrowFoldAfterSecs,
+							60, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 

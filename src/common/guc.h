@@ -40,6 +40,7 @@ extern int	OeSnowflakeMaxWait;
 
 /* stock/ */
 extern int	OeEscrowSkus;
+extern int	OeEscrowFoldAfterSecs;
 
 /* idem/ */
 extern int	OeIdempotencyLeaseMs;

@@ -20,6 +20,7 @@
 #include "stock/stock.h"
 
 static int64 archive_batch(int32 max_rows);
+static int64 fold_escrow_batch(int32 max_rows);
 
 /*
  * The job table.  Releasing holds and reaping keys commit asynchronously:
@@ -45,7 +46,7 @@ const OeJob OeJobTable[OE_NUM_JOBS] = {
 	},
 	/* escrow SKUs (stock/escrow.c): a lost fold is folded again */
 	[OE_JOB_FOLD_ESCROW] = {
-		OeEscrowFold, &OeBatchSize, true,
+		fold_escrow_batch, &OeBatchSize, true,
 		OE_JOB_NAP_WHEN_DONE, NULL, NULL
 	},
 };
@@ -58,6 +59,13 @@ archive_batch(int32 max_rows)
 
 	older_than.time = (int64) OeArchiveAfterSecs * USECS_PER_SEC;
 	return OeArchiveOrders(&older_than, max_rows);
+}
+
+/* fold_escrow as the worker runs it: holds older than escrow_fold_after, starved counters */
+static int64
+fold_escrow_batch(int32 max_rows)
+{
+	return OeEscrowFold(max_rows, (int64) OeEscrowFoldAfterSecs * USECS_PER_SEC, true);
 }
 
 int64

@@ -185,8 +185,8 @@ CREATE TABLE @extschema@.stock_hold (
 -- the worker's "next holds to expire"
 CREATE INDEX stock_hold_expiry ON @extschema@.stock_hold (expires_at) WHERE state = 'held';
 -- escrow holds not yet folded into their bucket row (0.9): the fold's
--- batches and the counter's rebuild read them
-CREATE INDEX stock_hold_unfolded ON @extschema@.stock_hold (sku_id, order_no)
+-- batches (oldest first) and the counter's rebuild read them
+CREATE INDEX stock_hold_unfolded ON @extschema@.stock_hold (sku_id, created_at)
     WHERE state = 'held' AND buckets = '{}'::integer[];
 
 /*

@@ -28,7 +28,8 @@
  *	- the worker moving available units into escrow adds them at its
  *	  commit (OeEscrowGrantAtCommit), unless a rebuild ran in between,
  *	  whose snapshot may already have counted them;
- *	- a rebuild: units = escrow - unfolded - in_flight, read so that no
+ *	- a rebuild (the first take's, and the worker's once a take was
+ *	  refused): units = escrow - unfolded - in_flight, read so that no
  *	  take is missed: in_flight is read before the snapshot, takes made
  *	  while it reads are counted separately, and a transaction that ended
  *	  in between is counted twice at worst.  Its snapshot leaves out the
@@ -88,6 +89,7 @@ typedef struct EscrowSlot
 	uint64		last_used;		/* the shared clock at its last take */
 	bool		ready;			/* units is valid */
 	bool		rebuilding;
+	bool		starved;		/* a take was refused since the last rebuild */
 	int64		units;			/* what takes may still have */
 	int64		in_flight;		/* taken by transactions not ended */
 	int64		taken_meanwhile;	/* taken while rebuilding */
@@ -305,6 +307,7 @@ rebuild_slot(int i, int64 sku_id)
 
 	SpinLockAcquire(&s->mutex);
 	s->rebuilding = true;
+	s->starved = false;
 	s->taken_meanwhile = 0;
 	s->rebuilds++;
 	in_flight_before = s->in_flight;
@@ -599,6 +602,8 @@ OeEscrowTake(int64 sku_id, int64 qty)
 		p->qty = qty;
 		taken = true;
 	}
+	else
+		s->starved = true;		/* the worker's next round rebuilds it */
 	SpinLockRelease(&s->mutex);
 	if (!taken)
 	{
@@ -665,11 +670,15 @@ OeEscrowGrantAtCommit(int64 sku_id, int64 qty)
 }
 
 /*
- * Rebuild every ready counter of this database from the tables, and free
- * the slots of older stock_bucket files (the worker's).
+ * Rebuild this database's ready counters from the tables (all, or with
+ * only_starved those that refused a take since their last rebuild: a
+ * counter is low only after a rebuild raced a commit or a grant was
+ * dropped, and a refusal is when that matters), and free the slots of
+ * older stock_bucket files.  A rebuild reads every unfolded hold of the
+ * SKU, so the worker does not pay for it each round.
  */
 void
-OeEscrowRebuildAll(void)
+OeEscrowRebuildAll(bool only_starved)
 {
 	Oid			filenode;
 
@@ -695,7 +704,7 @@ OeEscrowRebuildAll(void)
 			}
 			SpinLockRelease(&s->mutex);
 		}
-		else if (s->ready)
+		else if (s->ready && (s->starved || !only_starved))
 			(void) rebuild_slot(i, s->sku_id);
 	}
 	LWLockRelease(escrow->lock);

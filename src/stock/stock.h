@@ -94,7 +94,7 @@ extern void OeStockSetBuckets(int64 sku_id, int32 nbuckets);
 extern void OeStockSetPurchaseLimit(int64 sku_id, bool has_limit, int64 per_buyer);
 /* escrow.c: escrow on or off; the fold job's batch (fold_escrow) */
 extern void OeStockSetEscrow(int64 sku_id, bool enabled);
-extern int64 OeEscrowFold(int32 max_rows);
+extern int64 OeEscrowFold(int32 max_rows, int64 older_than_usecs, bool only_starved);
 
 /* escrow_counter.c: the counters' shared memory (src/shmem.c) */
 extern Size OeEscrowShmemSize(void);

@@ -56,7 +56,7 @@ extern void OeStockTallySub(int64 sku_id, int64 buyer_id, int64 qty);
 extern bool OeEscrowTake(int64 sku_id, int64 qty);
 extern void OeEscrowGiveBack(int64 sku_id, int64 qty);
 extern void OeEscrowGrantAtCommit(int64 sku_id, int64 qty);
-extern void OeEscrowRebuildAll(void);
+extern void OeEscrowRebuildAll(bool only_starved);
 extern void OeEscrowForget(int64 sku_id);
 
 /* escrow.c: fold the named holds that are unfolded escrow holds */

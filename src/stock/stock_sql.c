@@ -299,5 +299,6 @@ oe_fold_escrow(PG_FUNCTION_ARGS)
 	int32		max_rows = PG_GETARG_INT32(0);
 
 	CheckMaxRows(max_rows, OE_MAX_ROWS_UNBOUNDED);
-	PG_RETURN_INT32((int32) OeEscrowFold(max_rows));
+	/* every hold, every counter: the worker's batch is the lazy one */
+	PG_RETURN_INT32((int32) OeEscrowFold(max_rows, 0, false));
 }

@@ -37,6 +37,8 @@ use OrderEngineTest;
 
 my $node = oe_node('escrow_crash',
 	conf => "order_engine.database = 'shop'\norder_engine.naptime = 100\n"
+	  # the worker folds every escrow hold at once here (60 s by default)
+	  . "order_engine.escrow_fold_after = 0\n"
 	  # the TAP clusters turn it off; a backend's kill -9 below restarts all
 	  . "restart_after_crash = on\n");
 $node->start;
