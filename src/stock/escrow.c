@@ -160,6 +160,23 @@ move_available_to_escrow(int64 sku_id, bool grant)
 		OeEscrowGrantAtCommit(sku_id, available);
 }
 
+/* the holds (order_no first) the last statement selected, of sku_id, as two arrays */
+static int
+holds_of_result(int64 sku_id, int64 **orders, int64 **skus)
+{
+	int			n = (int) SPI_processed;
+	bool		isnull;
+
+	*orders = palloc(sizeof(int64) * Max(n, 1));
+	*skus = palloc(sizeof(int64) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		(*orders)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		(*skus)[i] = sku_id;
+	}
+	return n;
+}
+
 /* fold up to max_rows unfolded holds created by created_before of one SKU, and refill its escrow */
 static int64
 fold_sku(int64 sku_id, int32 max_rows, TimestampTz created_before)
@@ -169,20 +186,12 @@ fold_sku(int64 sku_id, int32 max_rows, TimestampTz created_before)
 	int64	   *skus;
 	int			n;
 	int64		folded = 0;
-	bool		isnull;
 
 	v[0] = Int64GetDatum(sku_id);
 	v[1] = Int32GetDatum(max_rows);
 	v[2] = TimestampTzGetDatum(created_before);
 	OeQueryRun(&select_unfolded, v, NULL, false, 0);
-	n = (int) SPI_processed;
-	orders = palloc(sizeof(int64) * Max(n, 1));
-	skus = palloc(sizeof(int64) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		orders[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		skus[i] = sku_id;
-	}
+	n = holds_of_result(sku_id, &orders, &skus);
 	/* the bucket row after the holds; a busy one waits for the next round */
 	OeQueryRun(&lock_escrow_row_nowait, v, NULL, false, 1);
 	if (SPI_processed == 0)
@@ -333,14 +342,7 @@ OeStockSetEscrow(int64 sku_id, bool enabled)
 		int64	   *skus;
 
 		OeQueryRun(&all_unfolded, v, NULL, false, 0);
-		n = (int) SPI_processed;
-		orders = palloc(sizeof(int64) * Max(n, 1));
-		skus = palloc(sizeof(int64) * Max(n, 1));
-		for (int i = 0; i < n; i++)
-		{
-			orders[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-			skus[i] = sku_id;
-		}
+		n = holds_of_result(sku_id, &orders, &skus);
 		OeQueryRun(&lock_escrow_row, v, NULL, false, 0);
 		(void) OeStockFoldHolds(orders, skus, n);
 		OeQueryRun(&escrow_to_available, v, NULL, false, 0);
