@@ -11,7 +11,8 @@
 #   most once; every expired hold released (and every overdue order
 #   closed) within a bound once the worker runs; the escrow SKUs (below)
 #   never oversold: no negative escrow, escrow only on escrow SKUs and
-#   they keep one bucket, every unfolded escrow hold folded (and every
+#   they keep one bucket, every unfolded escrow hold older than
+#   escrow_fold_after (set to 1 s here) folded (and every
 #   unit restocked or released on them moved into escrow) within a bound
 #   once the worker runs, and the shared-memory counter rebuilt after the
 #   crash hands out exactly escrow minus the unfolded holds, not a unit
@@ -63,6 +64,7 @@ LOG=$DIR/server.log
 CLIENTS=16
 HOLD_BOUND=30            # seconds after restart within which expired holds must be released
 FOLD_BOUND=30            # seconds after that within which escrow holds must be folded
+FOLD_AFTER=1             # order_engine.escrow_fold_after: the worker folds holds this old (s)
 ESCROW_HOT=2             # escrow SKU with plenty of stock (chaos.op names both too)
 ESCROW_SCARCE=12         # escrow SKU the load sells out
 ESCROW_SCARCE_STOCK=60   # its stock at the start
@@ -112,6 +114,7 @@ order_engine.database = 'postgres'
 order_engine.naptime = '200ms'
 order_engine.archive_after = '1s'
 order_engine.archive_pause = '10ms'
+order_engine.escrow_fold_after = '${FOLD_AFTER}s'
 max_connections = 60
 fsync = off
 log_min_messages = log
@@ -369,9 +372,11 @@ SQL
 )
 DUE_SQL="SELECT (SELECT count(*) FROM order_engine.stock_hold WHERE state = 'held' AND expires_at < now())
              + (SELECT count(*) FROM order_engine.orders WHERE status = 'pending_payment' AND pay_deadline < now())"
-# escrow holds not yet folded, and units restocked or released on an
-# escrow SKU not yet moved into escrow: the worker's fold_escrow does both
-FOLD_SQL="SELECT (SELECT count(*) FROM order_engine.stock_hold WHERE state = 'held' AND buckets = '{}')
+# escrow holds older than escrow_fold_after not yet folded, and units
+# restocked or released on an escrow SKU not yet moved into escrow: the
+# worker's fold_escrow does both
+FOLD_SQL="SELECT (SELECT count(*) FROM order_engine.stock_hold WHERE state = 'held' AND buckets = '{}'
+                     AND created_at < now() - interval '$FOLD_AFTER seconds')
               || ' unfolded holds, ' || (SELECT coalesce(sum(b.available), 0) FROM order_engine.stock_bucket b
                                          JOIN order_engine.sku k USING (sku_id) WHERE k.escrow)
               || ' units outside escrow'"
