@@ -25,6 +25,8 @@
 #   committed rows               changes (curcid 0 dropped)
 #   an aborted take gives its    the abort callback keeps the units        isolation escrow_last_unit
 #   units back
+#   restock lets the fold's      restock's sku lock FOR UPDATE again       isolation escrow_restock_vs_fold
+#   key check through
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -135,6 +137,9 @@ mutate "an escrow take never hands out more than the counter has" src/stock/escr
 mutate "an escrow counter is built from committed rows only" src/stock/escrow_counter.c \
     's/\n\tsnap->curcid = FirstCommandId;/\n\t\/\* mutant: sees its own changes \*\//' \
     regress 102_escrow
+mutate "restock's SKU lock lets a fold's foreign-key check through" src/stock/stock_admin.c \
+    's/\$1 FOR NO KEY UPDATE";/\$1 FOR UPDATE";/' \
+    isolation escrow_restock_vs_fold
 mutate "an aborted escrow take gives its units back" src/stock/escrow_counter.c \
     's/\n\t+if \(!commit\)\n\t+s->units \+= p->qty;/\n\/\* mutant: an abort keeps the units \*\//' \
     isolation escrow_last_unit
@@ -149,7 +154,7 @@ if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock
     cmp -s "$WORK/src/src/idem/idem_key_row.c" "$M/src/src/idem/idem_key_row.c" &&
     cmp -s "$WORK/src/src/jobs/expiry.c" "$M/src/src/jobs/expiry.c" &&
     cmp -s "$WORK/src/src/stock/escrow_counter.c" "$M/src/src/stock/escrow_counter.c" &&
-    run_test isolation stock_opposite_order && run_test regress 101_stock && run_test regress 102_escrow && run_test isolation escrow_last_unit &&
+    run_test isolation stock_opposite_order && run_test regress 101_stock && run_test regress 102_escrow && run_test isolation escrow_last_unit && run_test isolation escrow_restock_vs_fold &&
     run_test isolation stock_limit_set_during_reserve && run_test isolation stock_last_unit &&
     run_test isolation idem_finish_race && run_test tap 506_sweep_free_buckets &&
     run_test tap 205_id_flush && run_test tap 505_worker_settings; then

@@ -250,7 +250,7 @@ static OeQuery lock_skus = {
 
 static OeQuery sku_lock = {
 	"SELECT s.nbuckets, s.escrow FROM order_engine.sku s"
-	" WHERE s.sku_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+	" WHERE s.sku_id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
 	1, {INT8OID}
 };
 
