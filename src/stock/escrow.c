@@ -212,8 +212,8 @@ fold_sku(int64 sku_id, int32 max_rows, TimestampTz created_before)
  * The worker folds only holds older than order_engine.escrow_fold_after:
  * most holds end sooner, and confirm, release and expiry fold them then,
  * so folding every hold at once wrote each escrow hold twice more (the
- * fold's lock and update) and halved a hot SKU's reserve rate
- * (test/bench/stock.sh).  The SQL function folds every hold.
+ * fold's lock and update, and the journal row): as much again as the
+ * reserve saved.  The SQL function folds every hold.
  */
 int64
 OeEscrowFold(int32 max_rows, int64 older_than_usecs, bool only_starved)
