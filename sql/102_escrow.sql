@@ -68,7 +68,8 @@ SELECT available, held, sold FROM stock WHERE sku_id = 102001;
 -- an expired escrow hold, not yet folded, is released like any other
 SELECT reserve(1020008, '{102001}', '{1}', '1 second') AS held;
 SELECT pg_sleep(1.2);
-SELECT release_expired() AS released;
+-- (at least 1: another file of the suite may leave an expired hold too)
+SELECT release_expired() >= 1 AS released;
 SELECT state, buckets FROM stock_hold WHERE order_no = 1020008;
 SELECT bucket, available, held, sold, escrow FROM stock_bucket WHERE sku_id = 102001;
 SELECT ok, detail FROM stock_audit() WHERE sku_id = 102001;
