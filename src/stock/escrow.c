@@ -94,6 +94,36 @@ OeStockFoldHolds(const int64 *order_nos, const int64 *sku_ids, int n)
 	return holds;
 }
 
+/* units taken from the counter leave escrow: sold ($3 = qty) or written off ($3 = 0) */
+static OeQuery escrow_units_out = {
+	"UPDATE order_engine.stock_bucket SET escrow = escrow OPERATOR(pg_catalog.-) $2,"
+	"  sold = sold OPERATOR(pg_catalog.+) $3"
+	" WHERE sku_id OPERATOR(pg_catalog.=) $1 AND bucket OPERATOR(pg_catalog.=) 0",
+	3, {INT8OID, INT8OID, INT8OID}
+};
+
+/*
+ * Take qty units of escrow SKU sku_id from its counter and out of its
+ * bucket row's escrow for good: as a sale (try_deduct) or a write-off
+ * (restock with a negative delta).  false when the counter has not got
+ * them.  The caller journals the movement.
+ */
+bool
+OeStockTakeEscrowUnits(int64 sku_id, int64 qty, bool as_sale)
+{
+	Datum		v[3];
+
+	if (!OeEscrowTake(sku_id, qty))
+		return false;
+	v[0] = Int64GetDatum(sku_id);
+	v[1] = Int64GetDatum(qty);
+	v[2] = Int64GetDatum(as_sale ? qty : 0);
+	OeQueryRun(&escrow_units_out, v, NULL, false, 0);
+	if (SPI_processed != 1)
+		elog(ERROR, "order_engine: escrow SKU " INT64_FORMAT " has no bucket row", sku_id);
+	return true;
+}
+
 /* ---- the fold job ---- */
 
 static OeQuery escrow_skus = {

@@ -91,12 +91,6 @@ static SPIPlanPtr plan_sku_escrow;
 static const char sql_sku_escrow[] =
 "SELECT escrow FROM order_engine.sku WHERE sku_id OPERATOR(pg_catalog.=) $1";
 
-/* a write-off of units taken from the escrow counter */
-static SPIPlanPtr plan_escrow_write_off;
-static const char sql_escrow_write_off[] =
-"UPDATE order_engine.stock_bucket SET escrow = escrow OPERATOR(pg_catalog.-) $2"
-" WHERE sku_id OPERATOR(pg_catalog.=) $1 AND bucket OPERATOR(pg_catalog.=) 0";
-
 static SPIPlanPtr plan_set_price;
 static const char sql_set_price[] =
 "INSERT INTO order_engine.sku AS s (sku_id, price) VALUES ($1, $2)"
@@ -141,24 +135,6 @@ sku_is_escrow(int64 sku_id)
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
 	SPI_freetuptable(SPI_tuptable);
 	return escrow;
-}
-
-/*
- * Write off need units of an escrow SKU from its counter (what its bucket
- * row's available lacks); false when the counter has not got them.
- */
-static bool
-escrow_write_off(int64 sku_id, int64 need)
-{
-	static const Oid types[] = {INT8OID, INT8OID};
-	Datum		v[2] = {Int64GetDatum(sku_id), Int64GetDatum(need)};
-
-	if (!OeEscrowTake(sku_id, need))
-		return false;
-	OeExecPlan(OeCachedPlan(&plan_escrow_write_off, sql_escrow_write_off, 2, types), v, NULL, false, 0);
-	if (SPI_processed != 1)
-		elog(ERROR, "order_engine: escrow SKU " INT64_FORMAT " has no bucket row", sku_id);
-	return true;
 }
 
 /*
@@ -249,7 +225,8 @@ rebalance(int64 sku_id, int64 delta, int32 nbuckets, const char *reason)
 				 errmsg("restock of SKU " INT64_FORMAT " would overflow bigint", sku_id),
 				 errdetail("The SKU's available, held and sold units already sum to " INT64_FORMAT ".", total)));
 	new_available = available + delta;
-	if (new_available < 0 && escrow && escrow_write_off(sku_id, -new_available))
+	/* what the row's available lacks comes from the escrow counter */
+	if (new_available < 0 && escrow && OeStockTakeEscrowUnits(sku_id, -new_available, false))
 		new_available = 0;
 	if (new_available < 0)
 		ereport(ERROR,

@@ -59,8 +59,12 @@ extern void OeEscrowGrantAtCommit(int64 sku_id, int64 qty);
 extern void OeEscrowRebuildAll(bool only_starved);
 extern void OeEscrowForget(int64 sku_id);
 
-/* escrow.c: fold the named holds that are unfolded escrow holds */
+/*
+ * escrow.c: fold the named holds that are unfolded escrow holds; take
+ * units from the counter out of escrow for good (a sale or a write-off)
+ */
 extern int64 OeStockFoldHolds(const int64 *order_nos, const int64 *sku_ids, int n);
+extern bool OeStockTakeEscrowUnits(int64 sku_id, int64 qty, bool as_sale);
 
 /* stock_look.c: one line of reserve's lookup (sku_id in, the rest out) */
 typedef struct StockLook

@@ -42,13 +42,6 @@ static const char sql_sku_info_escrow[] =
 "  s.escrow"
 " FROM order_engine.sku s WHERE s.sku_id OPERATOR(pg_catalog.=) $1";
 
-/* a sale of units taken from the escrow counter (escrow_counter.c) */
-static SPIPlanPtr plan_escrow_sale;
-static const char sql_escrow_sale[] =
-"UPDATE order_engine.stock_bucket SET escrow = escrow OPERATOR(pg_catalog.-) $2,"
-"  sold = sold OPERATOR(pg_catalog.+) $2"
-" WHERE sku_id OPERATOR(pg_catalog.=) $1 AND bucket OPERATOR(pg_catalog.=) 0";
-
 /* the plain SKU: one conditional decrement of its only bucket */
 static SPIPlanPtr plan_take0;
 static const char sql_take0[] =
@@ -387,12 +380,9 @@ OeStockTryDeduct(int64 sku_id, int64 qty)
 	SPI_freetuptable(SPI_tuptable);
 
 	/* an escrow SKU sells from its counter first (escrow_counter.c) */
-	if (escrow && OeEscrowTake(sku_id, qty))
+	if (escrow && OeStockTakeEscrowUnits(sku_id, qty, true))
 	{
 		v[1] = Int64GetDatum(qty);
-		OeExecPlan(OeCachedPlan(&plan_escrow_sale, sql_escrow_sale, 2, sale_types), v, NULL, false, 0);
-		if (SPI_processed != 1)
-			elog(ERROR, "order_engine: escrow SKU " INT64_FORMAT " has no bucket row", sku_id);
 		OeExecPlan(OeCachedPlan(&plan_sale, sql_sale, 2, sale_types), v, NULL, false, 0);
 		ok = true;
 	}
