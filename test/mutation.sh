@@ -27,6 +27,11 @@
 #   units back
 #   restock lets the fold's      restock's sku lock FOR UPDATE again       isolation escrow_restock_vs_fold
 #   key check through
+#   cached indexes follow DDL    the index cache's invalidation ignored    regress 104_direct_write_caches
+#   a table is found by its      the OID-by-name cache never forgets       regress 104_direct_write_caches
+#   current name
+#   a remembered claim is only   finish uses it whatever key it has        regress 104_direct_write_caches
+#   its own key's
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -143,6 +148,15 @@ mutate "restock's SKU lock lets a fold's foreign-key check through" src/stock/st
 mutate "an aborted escrow take gives its units back" src/stock/escrow_counter.c \
     's/\n\t+if \(!commit\)\n\t+s->units \+= p->qty;/\n\/\* mutant: an abort keeps the units \*\//' \
     isolation escrow_last_unit
+mutate "a new or dropped index of our tables is seen by the next direct write" src/common/index_cache.c \
+    's/(index_cache_invalidate\(Datum arg, Oid relid\)\n\{)/$1\n\treturn;/' \
+    regress 104_direct_write_caches
+mutate "a table is found by its current name" src/common/direct_access.c \
+    's/\n\trelid_cache_used = 0;/\n\t\/\* mutant: never forgets \*\//' \
+    regress 104_direct_write_caches
+mutate "a finish uses the remembered claim only for the key it names" src/idem/idem_key_row.c \
+    's/text_equal\(s, scope\) && text_equal\(k, key\)/true/' \
+    regress 104_direct_write_caches
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
 if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&
@@ -154,7 +168,8 @@ if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock
     cmp -s "$WORK/src/src/idem/idem_key_row.c" "$M/src/src/idem/idem_key_row.c" &&
     cmp -s "$WORK/src/src/jobs/expiry.c" "$M/src/src/jobs/expiry.c" &&
     cmp -s "$WORK/src/src/stock/escrow_counter.c" "$M/src/src/stock/escrow_counter.c" &&
-    run_test isolation stock_opposite_order && run_test regress 101_stock && run_test regress 102_escrow && run_test isolation escrow_last_unit && run_test isolation escrow_restock_vs_fold &&
+    cmp -s "$WORK/src/src/common/index_cache.c" "$M/src/src/common/index_cache.c" &&
+    run_test isolation stock_opposite_order && run_test regress 101_stock && run_test regress 102_escrow && run_test regress 104_direct_write_caches && run_test isolation escrow_last_unit && run_test isolation escrow_restock_vs_fold &&
     run_test isolation stock_limit_set_during_reserve && run_test isolation stock_last_unit &&
     run_test isolation idem_finish_race && run_test tap 506_sweep_free_buckets &&
     run_test tap 205_id_flush && run_test tap 505_worker_settings; then

@@ -18,7 +18,9 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/trigger.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/rel.h"
 #include "miscadmin.h"
 #include "utils/snapmgr.h"
@@ -27,12 +29,74 @@
 #include "common/internal_sql.h"
 #include "common/order_engine.h"
 
+/*
+ * The OIDs of the tables and indexes found by name, kept for the backend:
+ * a hot call looks up a dozen of them, and each lookup was two syscache
+ * probes with a string hash (test/bench/cost.sh).  Any change to pg_class
+ * names or to pg_namespace (a syscache invalidation of RELNAMENSP or
+ * NAMESPACENAME, or a cache reset) forgets them all; they are only ever
+ * read after the caller's lock on something has processed pending
+ * invalidations, or, as before, as a name lookup whose result the caller
+ * then opens and locks.  Only found names are kept.
+ */
+#define RELID_CACHE_SIZE 32
+
+typedef struct RelidCacheEntry
+{
+	const char *schema;			/* OE_SCHEMA_NAME or OE_ARCHIVE_SCHEMA_NAME */
+	char		relname[NAMEDATALEN];
+	Oid			relid;
+} RelidCacheEntry;
+
+static RelidCacheEntry relid_cache[RELID_CACHE_SIZE];
+static int	relid_cache_used = 0;
+static bool relid_callback_registered = false;
+
+static void
+relid_cache_forget(Datum arg, int cacheid, uint32 hashvalue)
+{
+	relid_cache_used = 0;
+}
+
+static Oid
+schema_relid(const char *schema, const char *relname)
+{
+	Oid			nsp;
+	Oid			relid;
+
+	for (int i = 0; i < relid_cache_used; i++)
+		if (strcmp(relid_cache[i].schema, schema) == 0 &&
+			strcmp(relid_cache[i].relname, relname) == 0)
+			return relid_cache[i].relid;
+	if (!relid_callback_registered)
+	{
+		CacheRegisterSyscacheCallback(RELNAMENSP, relid_cache_forget, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACENAME, relid_cache_forget, (Datum) 0);
+		relid_callback_registered = true;
+	}
+	nsp = get_namespace_oid(schema, true);
+	relid = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+	if (OidIsValid(relid) && relid_cache_used < RELID_CACHE_SIZE &&
+		strlen(relname) < NAMEDATALEN)
+	{
+		relid_cache[relid_cache_used].schema = schema;
+		strlcpy(relid_cache[relid_cache_used].relname, relname, NAMEDATALEN);
+		relid_cache[relid_cache_used].relid = relid;
+		relid_cache_used++;
+	}
+	return relid;
+}
+
 Oid
 OeSchemaRelid(const char *relname)
 {
-	Oid			nsp = get_namespace_oid(OE_SCHEMA_NAME, true);
+	return schema_relid(OE_SCHEMA_NAME, relname);
+}
 
-	return OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+Oid
+OeArchiveRelid(const char *relname)
+{
+	return schema_relid(OE_ARCHIVE_SCHEMA_NAME, relname);
 }
 
 AttrNumber

@@ -17,6 +17,8 @@
 
 /* the OID of order_engine.relname (a table or an index), InvalidOid if none */
 extern Oid	OeSchemaRelid(const char *relname);
+/* the same in the archive's schema, order_engine_archive */
+extern Oid	OeArchiveRelid(const char *relname);
 
 /* the attribute number of column name of rel, or InvalidAttrNumber */
 extern AttrNumber OeRelationColumn(Relation rel, const char *name);

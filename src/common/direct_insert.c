@@ -34,6 +34,7 @@
 
 #include "common/direct_access.h"
 #include "common/direct_insert.h"
+#include "common/index_cache.h"
 
 struct OeDirectInsert
 {
@@ -105,7 +106,7 @@ OeDirectInsertBegin(const char *relname, int ncols, const char *const *cols)
 	d->estate = CreateExecutorState();
 	d->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(d->rri, rel, 1, NULL, 0);
-	ExecOpenIndices(d->rri, false);
+	OeOpenIndices(d->rri);
 	d->slot = ExecInitExtraTupleSlot(d->estate, RelationGetDescr(rel), &TTSOpsVirtual);
 	return d;
 }
@@ -152,6 +153,12 @@ OeDirectInsertRow(OeDirectInsert *d, const Datum *values, const bool *nulls)
 		list_free(recheck);
 	}
 	ResetPerTupleExprContext(d->estate);
+}
+
+void
+OeDirectInsertLastTid(OeDirectInsert *d, ItemPointer tid)
+{
+	ItemPointerCopy(&d->slot->tts_tid, tid);
 }
 
 /*

@@ -11,6 +11,8 @@
 
 #include "postgres.h"
 
+#include "storage/itemptr.h"
+
 typedef struct OeDirectInsert OeDirectInsert;
 
 /*
@@ -24,6 +26,8 @@ extern OeDirectInsert *OeDirectInsertBegin(const char *relname, int ncols,
 /* one row: values[i], nulls[i] for cols[i] */
 extern void OeDirectInsertRow(OeDirectInsert *d, const Datum *values,
 							  const bool *nulls);
+/* where the last row OeDirectInsertRow wrote is (its heap TID) */
+extern void OeDirectInsertLastTid(OeDirectInsert *d, ItemPointer tid);
 /* the next value of column col's identity sequence (nextval) */
 extern int64 OeDirectInsertNextIdentity(OeDirectInsert *d, const char *col);
 extern void OeDirectInsertEnd(OeDirectInsert *d);

@@ -24,6 +24,7 @@
 #include "nodes/execnodes.h"
 
 #include "common/direct_update.h"
+#include "common/index_cache.h"
 
 bool
 OeDirectRowLock(Relation rel, ItemPointer tid, Snapshot snap,
@@ -65,7 +66,7 @@ insert_index_entries(Relation rel, HeapTuple tup, bool only_summarizing)
 	List	   *recheck;
 
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
+	OeOpenIndices(rri);
 	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsHeapTuple);
 	ExecStoreHeapTuple(tup, slot, false);
 

@@ -15,6 +15,7 @@
 
 #define OE_EXTENSION_NAME		"order_engine"
 #define OE_SCHEMA_NAME			"order_engine"
+#define OE_ARCHIVE_SCHEMA_NAME	"order_engine_archive"
 #define OE_LIBRARY_NAME			"order_engine"
 
 /* at most this many databases get a worker (order_engine.database) */

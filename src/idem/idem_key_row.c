@@ -27,11 +27,20 @@
  *	  newest version, the condition is checked again on that version (the
  *	  UPDATE's EvalPlanQual), and the completed version is written.
  *
+ * The finish usually follows the claim in the same transaction, so the
+ * claim remembers where it wrote its row (last_claim) and the finish
+ * reads that heap slot instead of probing the index.  It is only a hint:
+ * the version there is used only if the snapshot sees it and it carries
+ * the same scope and key, which the primary key makes the one visible
+ * version of that key; anything else (another transaction, a rolled-back
+ * savepoint, a second finish, a rewritten table) probes the index.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -39,6 +48,7 @@
 #include "access/xact.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -150,6 +160,91 @@ open_keys(bool update, Oid *pkey)
 }
 
 /*
+ * Where this backend's last claim wrote its row (see the file header).
+ * Forgotten when a subtransaction aborts, so the row it names is one of
+ * this live transaction's, which no VACUUM removes; and kept with the
+ * table's file, so a rewrite in this transaction (TRUNCATE, CLUSTER)
+ * does not send the read to a block the new file lacks.
+ */
+#if PG_VERSION_NUM >= 160000
+#define REL_FILE_NUMBER(rel) ((rel)->rd_locator.relNumber)
+#else
+#define REL_FILE_NUMBER(rel) ((rel)->rd_node.relNode)
+#endif
+
+static struct
+{
+	TransactionId xid;			/* the top-level transaction; Invalid: none */
+	Oid			relid;
+	Oid			filenumber;
+	ItemPointerData tid;
+} last_claim;
+static bool last_claim_callback_registered = false;
+
+static void
+last_claim_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		last_claim.xid = InvalidTransactionId;
+}
+
+static void
+remember_claim(OeDirectInsert *ins, Relation rel)
+{
+	if (!last_claim_callback_registered)
+	{
+		RegisterSubXactCallback(last_claim_subxact_callback, NULL);
+		last_claim_callback_registered = true;
+	}
+	OeDirectInsertLastTid(ins, &last_claim.tid);
+	last_claim.relid = RelationGetRelid(rel);
+	last_claim.filenumber = REL_FILE_NUMBER(rel);
+	last_claim.xid = GetTopTransactionId();
+}
+
+static bool
+text_equal(Datum stored, const text *given)
+{
+	text	   *s = DatumGetTextPP(stored);
+
+	return VARSIZE_ANY_EXHDR(s) == VARSIZE_ANY_EXHDR(given) &&
+		memcmp(VARDATA_ANY(s), VARDATA_ANY(given), VARSIZE_ANY_EXHDR(given)) == 0;
+}
+
+/*
+ * The version of (scope, key) at this transaction's last claim, if snap
+ * sees it there, copied; else NULL.
+ */
+static HeapTuple
+remembered_key(Relation rel, const KeyCols *c, text *scope, text *key,
+			   Snapshot snap)
+{
+	HeapTupleData probe;
+	HeapTuple	found = NULL;
+	Buffer		buf;
+	bool		isnull_scope,
+				isnull_key;
+	Datum		s,
+				k;
+
+	if (!TransactionIdIsValid(last_claim.xid) ||
+		last_claim.xid != GetTopTransactionIdIfAny() ||
+		last_claim.relid != RelationGetRelid(rel) ||
+		last_claim.filenumber != REL_FILE_NUMBER(rel))
+		return NULL;
+	probe.t_self = last_claim.tid;
+	if (!heap_fetch(rel, snap, &probe, &buf, false))
+		return NULL;
+	s = heap_getattr(&probe, c->scope, RelationGetDescr(rel), &isnull_scope);
+	k = heap_getattr(&probe, c->key, RelationGetDescr(rel), &isnull_key);
+	if (!isnull_scope && !isnull_key && text_equal(s, scope) && text_equal(k, key))
+		found = heap_copytuple(&probe);
+	ReleaseBuffer(buf);
+	return found;
+}
+
+/*
  * The version of (scope, key) that snap sees, copied, or NULL.
  */
 static HeapTuple
@@ -160,6 +255,8 @@ probe_key(Relation rel, Oid pkey, const KeyCols *c, text *scope, text *key,
 	SysScanDesc scan;
 	HeapTuple	tup;
 
+	if (HeapTupleIsValid(tup = remembered_key(rel, c, scope, key, snap)))
+		return tup;
 	text_key(&skey[0], rel, c->scope, scope);
 	text_key(&skey[1], rel, c->key, key);
 	scan = systable_beginscan(rel, pkey, true, snap, 2, skey);
@@ -234,6 +331,7 @@ OeIdemKeyClaimDirect(text *scope, text *key, bytea *fingerprint, int64 owner,
 			values[9] = PointerGetDatum(*claim_hash);
 			nulls[9] = (*claim_hash == NULL);
 			OeDirectInsertRow(ins, values, nulls);
+			remember_claim(ins, rel);
 			OeDirectInsertEnd(ins);
 			result = 1;
 		}

@@ -4,17 +4,26 @@
  *	  One order's row, locked where it lives: order_engine.orders, or
  *	  order_engine_archive.orders for an order the archive job moved, and
  *	  bringing an archived order back when money or a cancel changes it.
- *	  orders.c and refunds.c both go through here (order_row.h).
+ *	  orders.c and refunds.c both go through here (order_row.h).  Also
+ *	  the unlocked "is this number used?" of place_order, by a probe of
+ *	  each table's primary key instead of an SPI query.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "common/direct_access.h"
 #include "common/errors.h"
 #include "common/internal_sql.h"
 #include "orders/order_row.h"
@@ -144,4 +153,42 @@ OeOrderLockLive(int64 order_no)
 
 	OeOrderEnsureLive(order_no, &row);
 	return row.status;
+}
+
+/* does relid's primary key pkey (first column order_no) have order_no? */
+static bool
+probe_order_no(Oid relid, Oid pkey, int64 order_no, Snapshot snap)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	ScanKeyData skey;
+	SysScanDesc scan;
+	bool		found;
+
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(order_no));
+	scan = systable_beginscan(rel, pkey, true, snap, 1, &skey);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, NoLock);
+	return found;
+}
+
+bool
+OeOrderNumberUsed(int64 order_no)
+{
+	Oid			live = OeSchemaRelid("orders");
+	Oid			live_pkey = OeSchemaRelid("orders_pkey");
+	Oid			archived = OeArchiveRelid("orders");
+	Oid			archived_pkey = OeArchiveRelid("orders_pkey");
+	Snapshot	snap;
+	bool		used;
+
+	if (!OidIsValid(live) || !OidIsValid(live_pkey) ||
+		!OidIsValid(archived) || !OidIsValid(archived_pkey))
+		return true;			/* not the tables we know: let the SQL say */
+	/* both under one snapshot, as the SQL's UNION ALL read them */
+	snap = OeStatementSnapshot();
+	used = probe_order_no(live, live_pkey, order_no, snap) ||
+		probe_order_no(archived, archived_pkey, order_no, snap);
+	UnregisterSnapshot(snap);
+	return used;
 }

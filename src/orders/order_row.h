@@ -29,6 +29,13 @@ typedef struct OeOrderRow
 /* the order, locked; OE009 when neither live nor archived */
 extern OeOrderRow OeOrderLockExisting(int64 order_no);
 
+/*
+ * Is order_no a live or archived order, as a statement run now would see
+ * (no lock)?  true also when the tables are not the ones expected, so the
+ * caller's SQL decides.
+ */
+extern bool OeOrderNumberUsed(int64 order_no);
+
 /* an archived order that is about to change moves back to the live tables */
 extern void OeOrderEnsureLive(int64 order_no, OeOrderRow *row);
 

@@ -32,6 +32,7 @@
 #include "idem/idempotency.h"
 #include "ids/ids.h"
 #include "orders/order_lines.h"
+#include "orders/order_row.h"
 #include "orders/orders.h"
 #include "stock/stock.h"
 #include "worker/signal.h"
@@ -102,6 +103,9 @@ replay_placement(int64 order_no, int64 buyer_id, int64 seller_id, OeLines *lines
 	bool		skus_null,
 				qtys_null;
 
+	/* the common case, a new number, without the query's start-up */
+	if (!OeOrderNumberUsed(order_no))
+		return NULL;
 	OeQueryRun(&select_content, &arg, NULL, false, 1);
 	if (SPI_processed == 0)
 		return NULL;

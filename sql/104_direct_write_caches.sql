@@ -1,0 +1,82 @@
+--
+-- The backend caches behind the writes done without SQL follow DDL:
+-- table and index OIDs by name (common/direct_access.c), index
+-- descriptions and partial-index predicates (common/index_cache.c), and
+-- where idem_begin's claim wrote its row (idem/idem_key_row.c).  Each
+-- step below runs in the same session after the caches are warm.
+--
+SET search_path = order_engine, public;
+CREATE EXTENSION IF NOT EXISTS amcheck;
+SELECT restock(104001, 1000) AS available;
+-- warm: a reserve and a release, so stock_hold's indexes are cached
+SELECT reserve(1040001, '{104001}', '{1}') AS held;
+SELECT release(1040001) AS released;
+
+-- an index made after the cache was filled gets the next holds' entries
+CREATE INDEX test_hold_qty ON stock_hold (qty) WHERE state = 'held';
+SELECT reserve(1040002, '{104001}', '{2}') AS held;
+SELECT bt_index_check('order_engine.test_hold_qty'::regclass, true) AS every_row_indexed;
+SET enable_seqscan = off;
+SELECT order_no FROM stock_hold WHERE state = 'held' AND qty = 2 AND sku_id = 104001;
+RESET enable_seqscan;
+-- ... and so does one made in the same transaction as the reserve
+BEGIN;
+SELECT reserve(1040003, '{104001}', '{3}') AS held;
+CREATE INDEX test_hold_sku_qty ON stock_hold (sku_id, qty);
+SELECT reserve(1040004, '{104001}', '{4}') AS held;
+SELECT release(1040003) AS released;  -- a non-HOT update: new entries in every index
+COMMIT;
+SELECT bt_index_check('order_engine.test_hold_qty'::regclass, true) AS every_row_indexed,
+       bt_index_check('order_engine.test_hold_sku_qty'::regclass, true) AS every_row_indexed_too;
+-- a dropped index is no longer written to
+DROP INDEX test_hold_qty;
+DROP INDEX test_hold_sku_qty;
+SELECT reserve(1040005, '{104001}', '{5}') AS held;
+SELECT bt_index_check('order_engine.stock_hold_expiry'::regclass, true) AS expiry_index_whole,
+       bt_index_check('order_engine.stock_hold_pkey'::regclass, true) AS pkey_whole;
+
+-- a table renamed away is missing by name at once, and found again
+ALTER TABLE stock_hold RENAME TO stock_hold_away;
+SELECT reserve(1040006, '{104001}', '{1}') AS held;
+ALTER TABLE stock_hold_away RENAME TO stock_hold;
+SELECT reserve(1040006, '{104001}', '{1}') AS held;
+SELECT order_no, qty, state FROM stock_hold WHERE sku_id = 104001 ORDER BY order_no;
+SELECT ok, detail FROM stock_audit() WHERE sku_id = 104001;
+
+-- idem_finish finds the row its own transaction's idem_begin wrote ...
+BEGIN;
+SELECT state FROM idem_begin('caches', 'k1', '{"n": 1}');
+SELECT idem_finish('caches', 'k1', '{"done": 1}');
+-- ... and a second finish sees the completed version, not the claimed one
+SAVEPOINT again;
+SELECT idem_finish('caches', 'k1', '{"done": 2}');
+ROLLBACK TO SAVEPOINT again;
+COMMIT;
+SELECT key, state, response FROM idempotency_keys WHERE scope = 'caches' ORDER BY key;
+-- the claim it remembers is another key's: the finish is the named key's
+SELECT state FROM idem_begin('caches', 'k2', '{"n": 2}');
+BEGIN;
+SELECT state FROM idem_begin('caches', 'k3', '{"n": 3}');
+SELECT idem_finish('caches', 'k2', '{"done": 2}');
+COMMIT;
+SELECT key, state, response FROM idempotency_keys WHERE scope = 'caches' ORDER BY key;
+-- a claim rolled back with its savepoint is not there to finish
+BEGIN;
+SAVEPOINT s;
+SELECT state FROM idem_begin('caches', 'k4', '{"n": 4}');
+ROLLBACK TO SAVEPOINT s;
+SELECT idem_finish('caches', 'k4', '{"done": 4}');
+ROLLBACK;
+-- a table emptied in the same transaction: the remembered claim is gone
+-- with it, and a claim made after it is found
+BEGIN;
+SELECT state FROM idem_begin('caches', 'k5', '{"n": 5}');
+TRUNCATE idempotency_keys;
+SAVEPOINT gone;
+SELECT idem_finish('caches', 'k5', '{"done": 5}');
+ROLLBACK TO SAVEPOINT gone;
+SELECT state FROM idem_begin('caches', 'k5', '{"n": 5}');
+SELECT idem_finish('caches', 'k5', '{"done": 5}');
+SELECT key, state, response FROM idempotency_keys WHERE scope = 'caches' ORDER BY key;
+ROLLBACK;
+SELECT key, state FROM idempotency_keys WHERE scope = 'caches' ORDER BY key;
