@@ -80,3 +80,32 @@ SELECT idem_finish('caches', 'k5', '{"done": 5}');
 SELECT key, state, response FROM idempotency_keys WHERE scope = 'caches' ORDER BY key;
 ROLLBACK;
 SELECT key, state FROM idempotency_keys WHERE scope = 'caches' ORDER BY key;
+
+-- place_order writes the order and its lines without SQL, except when a
+-- table has something an INSERT honours: a trigger added to order_lines
+-- fires for every line, and one on orders for the order
+SELECT set_price(104001, 1), set_price(104002, 2.50), restock(104002, 100) AS available;
+CREATE FUNCTION public.test_tell_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE NOTICE '% row for order %', TG_TABLE_NAME, NEW.order_no;
+    RETURN NEW;
+END $$;
+SELECT place_order(1040101, 7, 1, '[{"sku_id": 104002, "qty": 2}]') AS status;
+CREATE TRIGGER test_tell AFTER INSERT ON order_lines FOR EACH ROW EXECUTE FUNCTION public.test_tell_row();
+SELECT place_order(1040102, 7, 1, '[{"sku_id": 104002, "qty": 1}, {"sku_id": 104001, "qty": 1}]') AS status;
+DROP TRIGGER test_tell ON order_lines;
+CREATE TRIGGER test_tell AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION public.test_tell_row();
+SELECT place_order(1040103, 7, 1, '[{"sku_id": 104002, "qty": 3}]') AS status;
+DROP TRIGGER test_tell ON orders;
+DROP FUNCTION public.test_tell_row();
+-- the same rows either way
+SELECT o.order_no, o.status, o.total, o.line_count, o.version, o.pay_deadline - o.created_at AS pay_within,
+       l.line_no, l.sku_id, l.qty, l.unit_price, l.line_total
+  FROM orders o JOIN order_lines l USING (order_no)
+ WHERE o.order_no BETWEEN 1040101 AND 1040199 ORDER BY 1, 7;
+SELECT order_no, event, to_status, detail ? 'pay_deadline' AS has_deadline, detail->'total' AS total
+  FROM order_events WHERE order_no BETWEEN 1040101 AND 1040199 ORDER BY event_id;
+-- an unknown SKU is OE008 before anything is written
+SELECT place_order(1040104, 7, 1, '[{"sku_id": 104999, "qty": 1}]') AS status;
+SELECT count(*) AS nothing_written FROM orders WHERE order_no = 1040104;
+SELECT ok, detail FROM stock_audit() WHERE sku_id IN (104001, 104002);

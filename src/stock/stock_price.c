@@ -4,64 +4,76 @@
  *	  Reading the SKUs' unit prices (order_engine.sku.price) for an order
  *	  or a quote: OeStockUnitPrices.  set_price writes them (stock_admin.c).
  *
- * One statement for all lines, an index probe per line: a LATERAL
- * subquery with LIMIT 1 is never flattened into a join, so the kept
- * generic plan cannot become a hash join over a sequential scan of every
- * SKU (which `sku_id = ANY ($1)` and a plain join did on a catalogue of a
- * thousand SKUs: test/bench/cost.sh).
+ * One probe of sku's primary key per line, under the snapshot a statement
+ * run now would take (OeStatementSnapshot), as stock_look.c reads the
+ * same rows for the reserve.  It was one SPI statement for all lines (a
+ * LATERAL probe per line, so the kept generic plan could not turn into a
+ * hash join over every SKU), and its executor start-up cost ten times the
+ * probes (test/bench/cost.sh).  No permission is checked: the prices go
+ * into the order's lines, written by the owner role.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 
-#include "common/arrays.h"
-#include "common/internal_sql.h"
+#include "common/direct_access.h"
 #include "stock/stock.h"
 
-enum
-{
-	Anum_price_known = 1,
-	Anum_price_price
-};
-
-static OeQuery select_prices = {
-	"SELECT s.known, s.price"
-	" FROM pg_catalog.unnest($1::pg_catalog.int8[]) WITH ORDINALITY AS u(sku_id, i)"
-	" LEFT JOIN LATERAL (SELECT true AS known, k.price FROM order_engine.sku k"
-	"                     WHERE k.sku_id OPERATOR(pg_catalog.=) u.sku_id LIMIT 1) s ON true"
-	" ORDER BY u.i",
-	1, {INT8ARRAYOID}
-};
-
-/*
- * prices[i] gets the price of sku_ids[i] (copied out of SPI's memory),
- * has_price[i] whether it has one; an unknown SKU is OE008.  Needs an SPI
- * connection.
- */
 void
 OeStockUnitPrices(int n, const int64 *sku_ids, Datum *prices, bool *has_price)
 {
-	Datum		arg = PointerGetDatum(OeInt8Array((int64 *) sku_ids, n));
+	Oid			relid = OeSchemaRelid("sku");
+	Oid			pkey = OeSchemaRelid("sku_pkey");
+	Relation	rel;
+	AttrNumber	price_att;
+	Snapshot	snap;
 
-	OeQueryRun(&select_prices, &arg, NULL, true, 0);
-	if (SPI_processed != (uint64) n)
-		elog(ERROR, "order_engine: price lookup returned " UINT64_FORMAT " rows for %d lines",
-			 SPI_processed, n);
+	if (!OidIsValid(relid) || !OidIsValid(pkey))
+		elog(ERROR, "order_engine: table \"sku\" or its primary key is missing");
+	rel = table_open(relid, AccessShareLock);
+	price_att = OeRelationColumn(rel, "price");
+	if (price_att == InvalidAttrNumber)
+		elog(ERROR, "order_engine: table \"sku\" has no column \"price\"");
+	snap = OeStatementSnapshot();
 	for (int i = 0; i < n; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		bool		unknown;
-		bool		isnull;
-		Datum		price;
+		ScanKeyData skey;
+		SysScanDesc scan;
+		HeapTuple	tup;
+		bool		isnull = true;
+		Datum		price = (Datum) 0;
+		bool		known;
 
-		(void) SPI_getbinval(tup, SPI_tuptable->tupdesc, Anum_price_known, &unknown);
-		if (unknown)
+		/* heap attribute 1, sku_id, is the key's column */
+		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(sku_ids[i]));
+		scan = systable_beginscan(rel, pkey, true, snap, 1, &skey);
+		tup = systable_getnext(scan);
+		known = HeapTupleIsValid(tup);
+		if (known)
+		{
+			price = heap_getattr(tup, price_att, RelationGetDescr(rel), &isnull);
+			/* out of the buffer, detoasted, before the scan lets go of it */
+			if (!isnull)
+				price = PointerGetDatum(PG_DETOAST_DATUM_COPY(price));
+		}
+		systable_endscan(scan);
+		if (!known)
+		{
+			UnregisterSnapshot(snap);
 			OeStockSkuNotFound(sku_ids[i]);
-		price = SPI_getbinval(tup, SPI_tuptable->tupdesc, Anum_price_price, &isnull);
+		}
 		has_price[i] = !isnull;
-		prices[i] = isnull ? (Datum) 0 : SPI_datumTransfer(price, false, -1);
+		prices[i] = price;
 	}
+	UnregisterSnapshot(snap);
+	table_close(rel, NoLock);
 }
