@@ -32,6 +32,8 @@
 #   current name
 #   a remembered claim is only   finish uses it whatever key it has        regress 104_direct_write_caches
 #   its own key's
+#   expiries gather before a     the worker wakes at each expiry again     TAP 508_expiry_gather
+#   sweep
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -157,6 +159,9 @@ mutate "a table is found by its current name" src/common/direct_access.c \
 mutate "a finish uses the remembered claim only for the key it names" src/idem/idem_key_row.c \
     's/text_equal\(s, scope\) && text_equal\(k, key\)/true/' \
     regress 104_direct_write_caches
+mutate "the worker lets expiries gather before it wakes for them" src/worker/worker.c \
+    's/\n\t\tdue = Max\(due, TimestampTzPlusMilliseconds\(now, OeExpiryGatherMs\)\);/\n\t\t\/\* mutant: no gathering \*\//' \
+    tap 508_expiry_gather
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
 if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&
@@ -169,10 +174,11 @@ if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock
     cmp -s "$WORK/src/src/jobs/expiry.c" "$M/src/src/jobs/expiry.c" &&
     cmp -s "$WORK/src/src/stock/escrow_counter.c" "$M/src/src/stock/escrow_counter.c" &&
     cmp -s "$WORK/src/src/common/index_cache.c" "$M/src/src/common/index_cache.c" &&
+    cmp -s "$WORK/src/src/worker/worker.c" "$M/src/src/worker/worker.c" &&
     run_test isolation stock_opposite_order && run_test regress 101_stock && run_test regress 102_escrow && run_test regress 104_direct_write_caches && run_test isolation escrow_last_unit && run_test isolation escrow_restock_vs_fold &&
     run_test isolation stock_limit_set_during_reserve && run_test isolation stock_last_unit &&
     run_test isolation idem_finish_race && run_test tap 506_sweep_free_buckets &&
-    run_test tap 205_id_flush && run_test tap 505_worker_settings; then
+    run_test tap 205_id_flush && run_test tap 505_worker_settings && run_test tap 508_expiry_gather; then
     echo "ok - the unmutated code passes the same tests"; PASSED=$((PASSED + 1))
 else
     echo "not ok - the unmutated code fails one of the tests"; FAILED=$((FAILED + 1))

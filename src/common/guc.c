@@ -97,6 +97,7 @@ OeArchiveWindowOpen(TimestampTz now)
 
 /* ids (docs/ids.md) */
 int			OeMaxIdTags = 128;
+int			OeExpiryGatherMs = 20;
 int			OeEscrowSkus = 64;
 int			OeEscrowFoldAfterSecs = 60;
 int			OeIdPrefetchPercent = 10;
@@ -135,6 +136,16 @@ OeDefineGucs(void)
 							5000,
 							10,
 							3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("order_engine.expiry_gather",
+							"How long the order_engine worker lets expiries and deadlines gather before it wakes for them.",
+							"One round then releases the holds (and closes the orders) that fell due meanwhile, "
+							"instead of a round for each; a hold's release waits at most this much longer.",
+							&OeExpiryGatherMs,
+							20, 0, 10000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -20,6 +20,7 @@
 /* worker/: which databases, how often, how much */
 extern char *OeDatabaseList;
 extern int	OeNaptimeMs;
+extern int	OeExpiryGatherMs;
 extern int	OeBatchSize;
 
 /* jobs/archive.c */

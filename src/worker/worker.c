@@ -275,6 +275,12 @@ oe_next_wake(TimestampTz *next_run)
 		/* due already: rows were locked by others; look again shortly */
 		if (due <= now)
 			due = TimestampTzPlusMilliseconds(now, 50);
+		/*
+		 * Let what falls due gather (order_engine.expiry_gather): holds
+		 * that expire a millisecond apart, as in a flash sale, would
+		 * otherwise each get a round of several transactions.
+		 */
+		due = Max(due, TimestampTzPlusMilliseconds(now, OeExpiryGatherMs));
 		wake = Min(wake, due);
 	}
 	for (int j = 0; j < OE_NUM_JOBS; j++)
