@@ -339,7 +339,7 @@ place_order(FunctionCallInfo fcinfo)
 										pay_within_usecs);
 		/* out_of_stock writes nothing: a quote stays for the next try */
 		if (!OeStockReserve(order_no, lines.n, lines.sku_ids, lines.qtys,
-							pay_within_usecs, true, buyer_id, &fresh_holds))
+							pay_within_usecs, true, buyer_id, &fresh_holds, NULL))
 			result = cstring_to_text("out_of_stock");
 		else
 		{

@@ -151,12 +151,18 @@ insert_holds(int64 order_no, ReserveLine *lines, int nlines,
 	static const char *const move_cols[] = {"movement_id", "sku_id", "kind",
 		"d_available", "d_held", "d_sold", "order_no", "created_at"};
 	OeDirectInsert *holds = OeDirectInsertBegin("stock_hold", lengthof(hold_cols), hold_cols);
-	OeDirectInsert *moves = holds ? OeDirectInsertBegin("stock_movement", lengthof(move_cols), move_cols) : NULL;
+	OeDirectInsert *moves = NULL;
+	bool		journaled = false;
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	Datum		held = CStringGetTextDatum("held");
 	Datum		hold = CStringGetTextDatum("hold");
 
-	if (moves == NULL)
+	/* an escrow hold is journaled when it is folded (escrow.c) */
+	for (int i = 0; i < nlines; i++)
+		journaled |= !lines[i].escrowed;
+	if (holds && journaled)
+		moves = OeDirectInsertBegin("stock_movement", lengthof(move_cols), move_cols);
+	if (holds == NULL || (journaled && moves == NULL))
 	{
 		if (holds)
 			OeDirectInsertEnd(holds);
@@ -185,7 +191,6 @@ insert_holds(int64 order_no, ReserveLine *lines, int nlines,
 		Datum		mv[lengthof(move_cols)];
 		bool		mn[lengthof(move_cols)] = {false};
 
-		/* an escrow hold is journaled when it is folded (escrow.c) */
 		if (lines[i].escrowed)
 			continue;
 		mv[0] = Int64GetDatum(OeDirectInsertNextIdentity(moves, "movement_id"));
@@ -198,7 +203,8 @@ insert_holds(int64 order_no, ReserveLine *lines, int nlines,
 		mv[7] = now;
 		OeDirectInsertRow(moves, mv, mn);
 	}
-	OeDirectInsertEnd(moves);
+	if (moves)
+		OeDirectInsertEnd(moves);
 	OeDirectInsertEnd(holds);
 }
 
@@ -208,14 +214,15 @@ insert_holds(int64 order_no, ReserveLine *lines, int nlines,
  * order has in all.  The hold columns go to looks.
  */
 static int64
-reserve_lookup(int64 order_no, ReserveLine *lines, int nlines, StockLook **looks)
+reserve_lookup(int64 order_no, ReserveLine *lines, int nlines, StockLook **looks,
+			   const OeStockPeek *peek)
 {
 	int64		order_holds;
 
 	*looks = palloc0(sizeof(StockLook) * nlines);
 	for (int i = 0; i < nlines; i++)
 		(*looks)[i].sku_id = lines[i].sku_id;
-	order_holds = OeStockLook(order_no, *looks, nlines);
+	order_holds = OeStockLook(order_no, *looks, nlines, peek);
 	for (int i = 0; i < nlines; i++)
 	{
 		ReserveLine *l = &lines[i];
@@ -270,7 +277,7 @@ take_line(ReserveLine *l)
 bool
 OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 			   const int64 *qtys, int64 ttl_usecs, bool has_buyer, int64 buyer_id,
-			   bool *created)
+			   bool *created, const OeStockPeek *peek)
 {
 	ReserveLine *lines;
 	StockLook  *looks;
@@ -301,7 +308,7 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 	}
 	qsort(lines, nlines, sizeof(ReserveLine), line_cmp);
 
-	order_holds = reserve_lookup(order_no, lines, nlines, &looks);
+	order_holds = reserve_lookup(order_no, lines, nlines, &looks, peek);
 	if (order_holds > 0)
 	{
 		/* a repeat: it must be the same order, and still held */

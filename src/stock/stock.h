@@ -34,9 +34,23 @@
  * all-or-nothing holds; *created (if not NULL) says whether this call made
  * them (false: a repeat found them, or nothing was held)
  */
+/*
+ * What OeStockPeekShort read of a SKU's bucket rows when it could not say
+ * "short": handed to the reserve that follows, whose lookup then does not
+ * read them again (valid false: nothing to hand over).
+ */
+typedef struct OeStockPeek
+{
+	bool		valid;
+	int64		sku_id;
+	int64		row_available;	/* the bucket rows' available */
+	int64		escrow;			/* and their escrow */
+} OeStockPeek;
+
 extern bool OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 						   const int64 *qtys, int64 ttl_usecs,
-						   bool has_buyer, int64 buyer_id, bool *created);
+						   bool has_buyer, int64 buyer_id, bool *created,
+						   const OeStockPeek *peek);
 /* one bucket row: the holds that lie wholly in it */
 typedef struct OeStockBucketRef
 {
@@ -84,7 +98,8 @@ extern void OeStockUnitPrices(int n, const int64 *sku_ids, Datum *prices,
 							  bool *has_price);
 
 /* stock_look.c: the cheap "no" for a one-line reserve of a sold-out SKU */
-extern bool OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty);
+extern bool OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty,
+							 OeStockPeek *peek);
 
 
 /* stock_admin.c: catalogue and rebalancing */

@@ -25,6 +25,7 @@
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 
+#include "stock/stock.h"
 #include "stock/stock_rows.h"
 
 /* stock_take.c: bucket rows */
@@ -87,8 +88,12 @@ typedef struct StockLook
 
 /*
  * stock_look.c: fill looks (sorted by sku_id, distinct) under the snapshot
- * an SPI statement would use; returns how many holds the order has
+ * an SPI statement would use; returns how many holds the order has.  A
+ * valid peek (OeStockPeekShort's, of this call) stands for its SKU's
+ * bucket rows: read an instant earlier, as a statement before this one
+ * would have read them.
  */
-extern int64 OeStockLook(int64 order_no, StockLook *looks, int n);
+extern int64 OeStockLook(int64 order_no, StockLook *looks, int n,
+						 const OeStockPeek *peek);
 
 #endif							/* ORDER_ENGINE_STOCK_INTERNAL_H */

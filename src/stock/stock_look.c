@@ -134,7 +134,7 @@ look_cmp(const void *key, const void *elem)
  * many holds the order has in all.
  */
 int64
-OeStockLook(int64 order_no, StockLook *looks, int n)
+OeStockLook(int64 order_no, StockLook *looks, int n, const OeStockPeek *peek)
 {
 	LookRel		skus,
 				buckets,
@@ -207,8 +207,15 @@ OeStockLook(int64 order_no, StockLook *looks, int n)
 		systable_endscan(scan);
 		if (!l->known)
 			continue;
-		l->row_available = bucket_available(&buckets, avail_att, escrow_att, l->sku_id, snap,
-											&rows, &escrow, &ok);
+		if (peek != NULL && peek->valid && peek->sku_id == l->sku_id)
+		{
+			l->row_available = peek->row_available;
+			escrow = peek->escrow;
+			ok = true;
+		}
+		else
+			l->row_available = bucket_available(&buckets, avail_att, escrow_att, l->sku_id, snap,
+												&rows, &escrow, &ok);
 		if (ok && pg_add_s64_overflow(l->row_available, escrow, &l->available))
 			ok = false;
 		if (!ok)
@@ -252,7 +259,7 @@ OeStockLook(int64 order_no, StockLook *looks, int n)
  * certainly answers false: see the file header.
  */
 bool
-OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty)
+OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty, OeStockPeek *peek)
 {
 	LookRel		buckets,
 				holds;
@@ -264,14 +271,22 @@ OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty)
 	bool		ok;
 	bool		short_ = false;
 
+	peek->valid = false;
 	if (!look_open("stock_bucket", "stock_bucket_pkey", &buckets))
 		return false;
 	snap = OeStatementSnapshot();
 	/* escrow units count too: for an escrow SKU the sum is an upper bound */
 	sum = bucket_available(&buckets, look_att(&buckets, "available"),
 						   OeRelationColumn(buckets.rel, "escrow"), sku_id, snap, &rows, &escrow, &ok);
+	if (ok)
+	{
+		peek->valid = true;
+		peek->sku_id = sku_id;
+		peek->row_available = sum;
+		peek->escrow = escrow;
+	}
 	if (ok && pg_add_s64_overflow(sum, escrow, &sum))
-		ok = false;
+		ok = peek->valid = false;
 	table_close(buckets.rel, NoLock);
 	if (ok && rows > 0 && sum < qty && look_open("stock_hold", "stock_hold_pkey", &holds))
 	{

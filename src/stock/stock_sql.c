@@ -190,6 +190,7 @@ oe_reserve(PG_FUNCTION_ARGS)
 	int			nskus,
 				nqtys;
 	int64		ttl_usecs;
+	OeStockPeek peek;
 	OeInternalScope scope;
 	volatile bool held = false;
 
@@ -212,7 +213,8 @@ oe_reserve(PG_FUNCTION_ARGS)
 	 * (stock_look.c), so answered before the owner switch and the
 	 * search_path pin, which only SQL needs.
 	 */
-	if (nskus == 1 && OeStockPeekShort(order_no, skus[0], qtys[0]))
+	peek.valid = false;
+	if (nskus == 1 && OeStockPeekShort(order_no, skus[0], qtys[0], &peek))
 		PG_RETURN_BOOL(false);
 
 	/* reserve is not SECURITY DEFINER: see internal_sql.c */
@@ -221,7 +223,7 @@ oe_reserve(PG_FUNCTION_ARGS)
 	{
 		held = OeStockReserve(order_no, nskus, skus, qtys, ttl_usecs,
 							  !PG_ARGISNULL(4),
-							  PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4), NULL);
+							  PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4), NULL, &peek);
 	}
 	PG_CATCH();
 	{
