@@ -90,7 +90,7 @@ extern bool OeStockTryDeduct(int64 sku_id, int64 qty);
 extern void OeStockLockOrder(int64 order_no);
 extern bool OeStockTryLockOrder(int64 order_no);
 
-/* stock_admin.c: ERROR, SKU sku_id does not exist (OE008, with its hint) */
+/* stock_errors.c: ERROR, SKU sku_id does not exist (OE008, with its hint) */
 extern void OeStockSkuNotFound(int64 sku_id) pg_attribute_noreturn();
 
 /* stock_price.c: the unit prices of n SKUs, one probe each (OE008 unknown) */

@@ -109,16 +109,6 @@ typedef struct BucketRow
 	int64		sold;
 } BucketRow;
 
-/* the one "SKU does not exist" of the stock API (OE008) */
-void
-OeStockSkuNotFound(int64 sku_id)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_OE_SKU_NOT_FOUND),
-			 errmsg("SKU " INT64_FORMAT " does not exist", sku_id),
-			 errhint("A SKU is created by its first restock.")));
-}
-
 /* is the (locked) SKU an escrow SKU?  false on tables older than 0.9 */
 static bool
 sku_is_escrow(int64 sku_id)
