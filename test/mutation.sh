@@ -157,7 +157,7 @@ mutate "a table is found by its current name" src/common/direct_access.c \
     's/\n\trelid_cache_used = 0;/\n\t\/\* mutant: never forgets \*\//' \
     regress 104_direct_write_caches
 mutate "a finish uses the remembered claim only for the key it names" src/idem/idem_key_row.c \
-    's/text_equal\(s, scope\) && text_equal\(k, key\)/true/' \
+    's/bytes_equal\(s, scope\) && bytes_equal\(k, key\)/true/' \
     regress 104_direct_write_caches
 mutate "the worker lets expiries gather before it wakes for them" src/worker/worker.c \
     's/\n\t\tdue = Max\(due, TimestampTzPlusMilliseconds\(now, OeExpiryGatherMs\)\);/\n\t\t\/\* mutant: no gathering \*\//' \

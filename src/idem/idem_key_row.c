@@ -114,10 +114,11 @@ text_key(ScanKey k, Relation rel, AttrNumber att, text *value)
 	k->sk_collation = TupleDescAttr(RelationGetDescr(rel), att - 1)->attcollation;
 }
 
+/* the stored bytea or text is byte for byte the given one */
 static bool
-bytea_equal(Datum stored, const bytea *given)
+bytes_equal(Datum stored, const struct varlena *given)
 {
-	bytea	   *s = DatumGetByteaPP(stored);
+	struct varlena *s = PG_DETOAST_DATUM_PACKED(stored);
 
 	return VARSIZE_ANY_EXHDR(s) == VARSIZE_ANY_EXHDR(given) &&
 		memcmp(VARDATA_ANY(s), VARDATA_ANY(given), VARSIZE_ANY_EXHDR(given)) == 0;
@@ -203,15 +204,6 @@ remember_claim(OeDirectInsert *ins, Relation rel)
 	last_claim.xid = GetTopTransactionId();
 }
 
-static bool
-text_equal(Datum stored, const text *given)
-{
-	text	   *s = DatumGetTextPP(stored);
-
-	return VARSIZE_ANY_EXHDR(s) == VARSIZE_ANY_EXHDR(given) &&
-		memcmp(VARDATA_ANY(s), VARDATA_ANY(given), VARSIZE_ANY_EXHDR(given)) == 0;
-}
-
 /*
  * The version of (scope, key) at this transaction's last claim, if snap
  * sees it there, copied; else NULL.
@@ -238,7 +230,7 @@ remembered_key(Relation rel, const KeyCols *c, text *scope, text *key,
 		return NULL;
 	s = heap_getattr(&probe, c->scope, RelationGetDescr(rel), &isnull_scope);
 	k = heap_getattr(&probe, c->key, RelationGetDescr(rel), &isnull_key);
-	if (!isnull_scope && !isnull_key && text_equal(s, scope) && text_equal(k, key))
+	if (!isnull_scope && !isnull_key && bytes_equal(s, scope) && bytes_equal(k, key))
 		found = heap_copytuple(&probe);
 	ReleaseBuffer(buf);
 	return found;
@@ -361,7 +353,7 @@ held_by(HeapTuple tup, Relation rel, const KeyCols *c, int64 owner,
 	if (c->claim_hash == InvalidAttrNumber)
 		return false;			/* a 0.5 table: no token is ever a claim's */
 	d = heap_getattr(tup, c->claim_hash, desc, &isnull);
-	return !isnull && bytea_equal(d, claim_hash);
+	return !isnull && bytes_equal(d, claim_hash);
 }
 
 int
