@@ -37,6 +37,7 @@
 #include "catalog/index.h"
 #include "catalog/pg_am.h"
 #include "executor/executor.h"
+#include "nodes/pg_list.h"
 #include "optimizer/optimizer.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
