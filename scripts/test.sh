@@ -323,6 +323,11 @@ if [[ " $SUITES " == *" tap "* ]]; then
     export OE_PREVIOUS_LIB=$PREV/order_engine.so OE_PREVIOUS_RELEASE
 fi
 
+# the server headers, from the system's pg_config: the private installation
+# has no include directory, and its pg_config names one that does not exist
+SERVER_INCLUDES=$(pg_config --includedir-server)
+[ -f "$SERVER_INCLUDES/postgres.h" ] || { echo "no postgres.h in $SERVER_INCLUDES"; exit 1; }
+
 BIN=$INST/usr/lib/postgresql/$OE_PG_MAJOR/bin
 export PATH="$BIN:$PATH"
 
@@ -333,7 +338,7 @@ step_lint() {
     run_limited "$T_LINT" cppcheck --quiet --error-exitcode=1 --inline-suppr \
         --enable=warning,performance,portability \
         --std=c99 --suppress=missingIncludeSystem \
-        -I "$SRC/src" -I "$(pg_config --includedir-server)" \
+        -I "$SRC/src" -I "$SERVER_INCLUDES" \
         -D__GNUC__ -DPG_MODULE_MAGIC= \
         $(find "$SRC/src" -name '*.c' | sort) >"$log" 2>&1
     rc=$?

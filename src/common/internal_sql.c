@@ -329,7 +329,7 @@ int
 OeExecPlan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
 		   long count)
 {
-	int			rc;
+	int			rc = 0;
 
 	/* planning happens here, at the first execution of a generic plan */
 	exec_depth++;

@@ -236,8 +236,8 @@ release_expired(int32 max_rows, bool by_bucket_row)
 		batch_only = &only;
 	}
 	args[0] = Int32GetDatum(max_rows);
-	args[1] = Int64GetDatum(batch_only ? only.sku_id : 0);
-	args[2] = Int32GetDatum(batch_only ? only.bucket : 0);
+	args[1] = Int64GetDatum(batch_only ? batch_only->sku_id : 0);
+	args[2] = Int32GetDatum(batch_only ? batch_only->bucket : 0);
 	OeQueryRun(batch_only ? &select_due_holds_of_row : &select_due_holds_batch,
 			   args, NULL, false, 0);
 	batch_nholds = (int) SPI_processed;
