@@ -97,14 +97,39 @@ DROP TRIGGER test_tell ON order_lines;
 CREATE TRIGGER test_tell AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION public.test_tell_row();
 SELECT place_order(1040103, 7, 1, '[{"sku_id": 104002, "qty": 3}]') AS status;
 DROP TRIGGER test_tell ON orders;
+-- the event too: order_events' own CDC trigger keeps the direct write
+-- (place_order does its work), any other trigger sends it to SQL
+CREATE TRIGGER test_tell AFTER INSERT ON order_events FOR EACH ROW EXECUTE FUNCTION public.test_tell_row();
+SELECT place_order(1040105, 7, 1, '[{"sku_id": 104002, "qty": 1}]') AS status;
+DROP TRIGGER test_tell ON order_events;
+SELECT place_order(1040106, 7, 1, '[{"sku_id": 104002, "qty": 1}]') AS status;
 DROP FUNCTION public.test_tell_row();
+-- the event's id comes from the sequence its column's default names: a
+-- changed default is seen by the next direct write
+CREATE SEQUENCE public.test_event_ids START 9000000;
+ALTER TABLE order_events ALTER COLUMN event_id SET DEFAULT pg_catalog.nextval('public.test_event_ids'::regclass);
+-- as from SQL, nextval() needs the owner role's USAGE of the sequence (42501)
+SELECT place_order(1040107, 7, 1, '[{"sku_id": 104002, "qty": 1}]') AS status;
+GRANT USAGE ON SEQUENCE public.test_event_ids TO order_engine_owner;
+SELECT place_order(1040107, 7, 1, '[{"sku_id": 104002, "qty": 1}]') AS status;
+-- a default that is not a sequence's nextval: SQL computes it
+ALTER TABLE order_events ALTER COLUMN event_id SET DEFAULT pg_catalog.nextval('public.test_event_ids'::regclass) + 1000000;
+SELECT place_order(1040108, 7, 1, '[{"sku_id": 104002, "qty": 1}]') AS status;
+ALTER TABLE order_events ALTER COLUMN event_id SET DEFAULT pg_catalog.nextval('order_engine.order_events_event_id_seq'::regclass);
+SELECT order_no, event_id >= 9000000 AS from_test_sequence, event_id > 10000000 AS from_sql_default
+  FROM order_events WHERE order_no BETWEEN 1040105 AND 1040108 ORDER BY order_no;
+DROP SEQUENCE public.test_event_ids;
 -- the same rows either way
 SELECT o.order_no, o.status, o.total, o.line_count, o.version, o.pay_deadline - o.created_at AS pay_within,
        l.line_no, l.sku_id, l.qty, l.unit_price, l.line_total
   FROM orders o JOIN order_lines l USING (order_no)
  WHERE o.order_no BETWEEN 1040101 AND 1040199 ORDER BY 1, 7;
-SELECT order_no, event, to_status, detail ? 'pay_deadline' AS has_deadline, detail->'total' AS total
-  FROM order_events WHERE order_no BETWEEN 1040101 AND 1040199 ORDER BY event_id;
+SELECT e.order_no, e.event, e.from_status, e.to_status, e.processed_at,
+       e.detail->>'pay_deadline' = pg_catalog.to_json(o.pay_deadline)#>>'{}' AS deadline_as_to_json,
+       e.detail->'total' AS total, pg_catalog.jsonb_typeof(e.detail->'total') AS total_type,
+       e.created_at = o.created_at AS created_with_order
+  FROM order_events e JOIN orders o USING (order_no)
+ WHERE e.order_no BETWEEN 1040101 AND 1040199 ORDER BY e.order_no;
 -- an unknown SKU is OE008 before anything is written
 SELECT place_order(1040104, 7, 1, '[{"sku_id": 104999, "qty": 1}]') AS status;
 SELECT count(*) AS nothing_written FROM orders WHERE order_no = 1040104;

@@ -34,6 +34,10 @@
 #   its own key's
 #   expiries gather before a     the worker wakes at each expiry again     TAP 508_expiry_gather
 #   sweep
+#   a direct event write emits   session_replication_role ignored          TAP 895_cdc
+#   where the trigger would fire
+#   a default's nextval checks   the direct write's nextval unchecked      regress 104_direct_write_caches
+#   USAGE, as from SQL
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -162,6 +166,12 @@ mutate "a finish uses the remembered claim only for the key it names" src/idem/i
 mutate "the worker lets expiries gather before it wakes for them" src/worker/worker.c \
     's/\n\t\tdue = Max\(due, TimestampTzPlusMilliseconds\(now, OeExpiryGatherMs\)\);/\n\t\t\/\* mutant: no gathering \*\//' \
     tap 508_expiry_gather
+mutate "a directly written event is a message exactly where the trigger would fire" src/common/direct_access.c \
+    's/if \(SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA\)/if (false)/' \
+    tap 895_cdc
+mutate "a column default's nextval checks USAGE of its sequence, as from SQL" src/common/direct_insert.c \
+    's/nextval_internal\(seq, by_default\)/nextval_internal(seq, false)/' \
+    regress 104_direct_write_caches
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
 if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&
@@ -175,10 +185,12 @@ if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock
     cmp -s "$WORK/src/src/stock/escrow_counter.c" "$M/src/src/stock/escrow_counter.c" &&
     cmp -s "$WORK/src/src/common/index_cache.c" "$M/src/src/common/index_cache.c" &&
     cmp -s "$WORK/src/src/worker/worker.c" "$M/src/src/worker/worker.c" &&
+    cmp -s "$WORK/src/src/common/direct_insert.c" "$M/src/src/common/direct_insert.c" &&
     run_test isolation stock_opposite_order && run_test regress 101_stock && run_test regress 102_escrow && run_test regress 104_direct_write_caches && run_test isolation escrow_last_unit && run_test isolation escrow_restock_vs_fold &&
     run_test isolation stock_limit_set_during_reserve && run_test isolation stock_last_unit &&
     run_test isolation idem_finish_race && run_test tap 506_sweep_free_buckets &&
-    run_test tap 205_id_flush && run_test tap 505_worker_settings && run_test tap 508_expiry_gather; then
+    run_test tap 205_id_flush && run_test tap 505_worker_settings && run_test tap 508_expiry_gather &&
+    run_test tap 895_cdc; then
     echo "ok - the unmutated code passes the same tests"; PASSED=$((PASSED + 1))
 else
     echo "not ok - the unmutated code fails one of the tests"; FAILED=$((FAILED + 1))

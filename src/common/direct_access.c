@@ -17,6 +17,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -121,8 +122,25 @@ OeStatementSnapshot(void)
 	return RegisterSnapshot(GetTransactionSnapshot());
 }
 
+/*
+ * Is t an AFTER INSERT ... FOR EACH ROW trigger that calls func with no
+ * arguments, no WHEN condition, no transition table and no deferral: one
+ * whose whole effect the caller can reproduce for each row it writes?
+ */
+static bool
+is_plain_row_trigger(const Trigger *t, Oid func)
+{
+	return OidIsValid(func) && t->tgfoid == func &&
+		TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_AFTER(t->tgtype) &&
+		TRIGGER_FOR_INSERT(t->tgtype) &&
+		t->tgnargs == 0 && t->tgqual == NULL &&
+		t->tgoldtable == NULL && t->tgnewtable == NULL &&
+		!t->tgdeferrable && !OidIsValid(t->tgconstraint);
+}
+
 bool
-OeDirectWriteRefused(Relation rel, bool update_keeps_keys, const char *allowed_check)
+OeDirectWriteRefused(Relation rel, bool update_keeps_keys, const char *allowed_check,
+					 Oid allowed_trigger_func)
 {
 	TupleConstr *constr = RelationGetDescr(rel)->constr;
 
@@ -131,9 +149,15 @@ OeDirectWriteRefused(Relation rel, bool update_keeps_keys, const char *allowed_c
 		return true;
 	if (rel->trigdesc != NULL)
 		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
-			if (!update_keeps_keys ||
-				RI_FKey_trigger_type(rel->trigdesc->triggers[i].tgfoid) != RI_TRIGGER_FK)
-				return true;
+		{
+			const Trigger *t = &rel->trigdesc->triggers[i];
+
+			if (update_keeps_keys && RI_FKey_trigger_type(t->tgfoid) == RI_TRIGGER_FK)
+				continue;
+			if (!update_keeps_keys && is_plain_row_trigger(t, allowed_trigger_func))
+				continue;
+			return true;
+		}
 	if (constr == NULL)
 		return false;
 	if (constr->has_generated_stored)
@@ -141,6 +165,31 @@ OeDirectWriteRefused(Relation rel, bool update_keeps_keys, const char *allowed_c
 	for (int i = 0; i < constr->num_check; i++)
 		if (allowed_check == NULL || strcmp(constr->check[i].ccname, allowed_check) != 0)
 			return true;
+	return false;
+}
+
+bool
+OeRowTriggerFires(Relation rel, Oid func)
+{
+	if (rel->trigdesc == NULL)
+		return false;
+	for (int i = 0; i < rel->trigdesc->numtriggers; i++)
+	{
+		const Trigger *t = &rel->trigdesc->triggers[i];
+
+		if (!is_plain_row_trigger(t, func))
+			continue;
+		/* trigger.c's rule for ENABLE [REPLICA | ALWAYS] and DISABLE */
+		if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		{
+			if (t->tgenabled == TRIGGER_FIRES_ON_REPLICA ||
+				t->tgenabled == TRIGGER_FIRES_ALWAYS)
+				return true;
+		}
+		else if (t->tgenabled == TRIGGER_FIRES_ON_ORIGIN ||
+				 t->tgenabled == TRIGGER_FIRES_ALWAYS)
+			return true;
+	}
 	return false;
 }
 

@@ -36,10 +36,22 @@ extern Snapshot OeStatementSnapshot(void);
  * trigger, a rule, row security, a stored generated column, a CHECK
  * constraint other than allowed_check (NULL: none allowed)?  The foreign
  * key's own check triggers do nothing for an UPDATE that keeps the key.
- * Then the caller must run its SQL statement.
+ * For an INSERT, a trigger AFTER INSERT FOR EACH ROW calling
+ * allowed_trigger_func (InvalidOid: none), with no arguments, WHEN,
+ * transition table or deferral, is allowed: the caller does its work
+ * for each row where OeRowTriggerFires says the trigger would run.
+ * Refused: the caller must run its SQL statement.
  */
 extern bool OeDirectWriteRefused(Relation rel, bool update_keeps_keys,
-								 const char *allowed_check);
+								 const char *allowed_check,
+								 Oid allowed_trigger_func);
+
+/*
+ * Would an INSERT into rel fire such a trigger calling func, in this
+ * session: ENABLE, ENABLE REPLICA, ENABLE ALWAYS and DISABLE TRIGGER
+ * against session_replication_role, as the executor decides?
+ */
+extern bool OeRowTriggerFires(Relation rel, Oid func);
 
 /*
  * What the executor checks before it runs an INSERT or UPDATE (cmdname)

@@ -30,6 +30,9 @@
 #include "commands/sequence.h"
 #include "executor/executor.h"
 #include "nodes/execnodes.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/rel.h"
 
 #include "common/direct_access.h"
@@ -51,11 +54,11 @@ struct OeDirectInsert
  * (common/direct_access.c), or give a column outside cols a value?
  */
 static bool
-needs_executor(Relation rel, int ncols, const AttrNumber *attnums)
+needs_executor(Relation rel, int ncols, const AttrNumber *attnums, Oid trigger_func)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 
-	if (OeDirectWriteRefused(rel, false, NULL))
+	if (OeDirectWriteRefused(rel, false, NULL, trigger_func))
 		return true;
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -75,6 +78,15 @@ needs_executor(Relation rel, int ncols, const AttrNumber *attnums)
 OeDirectInsert *
 OeDirectInsertBegin(const char *relname, int ncols, const char *const *cols)
 {
+	bool		fires;
+
+	return OeDirectInsertBeginTriggered(relname, ncols, cols, InvalidOid, &fires);
+}
+
+OeDirectInsert *
+OeDirectInsertBeginTriggered(const char *relname, int ncols, const char *const *cols,
+							 Oid trigger_func, bool *trigger_fires)
+{
 	Oid			relid = OeSchemaRelid(relname);
 	OeDirectInsert *d;
 	Relation	rel;
@@ -91,7 +103,7 @@ OeDirectInsertBegin(const char *relname, int ncols, const char *const *cols)
 		if (attnums[i] == InvalidAttrNumber)
 			elog(ERROR, "order_engine: table \"%s\" has no column \"%s\"", relname, cols[i]);
 	}
-	if (needs_executor(rel, ncols, attnums))
+	if (needs_executor(rel, ncols, attnums, trigger_func))
 	{
 		/* keep the lock, as the INSERT the caller runs instead will */
 		table_close(rel, NoLock);
@@ -108,6 +120,7 @@ OeDirectInsertBegin(const char *relname, int ncols, const char *const *cols)
 	InitResultRelInfo(d->rri, rel, 1, NULL, 0);
 	OeOpenIndices(d->rri);
 	d->slot = ExecInitExtraTupleSlot(d->estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	*trigger_fires = OidIsValid(trigger_func) && OeRowTriggerFires(rel, trigger_func);
 	return d;
 }
 
@@ -161,37 +174,123 @@ OeDirectInsertLastTid(OeDirectInsert *d, ItemPointer tid)
 	ItemPointerCopy(&d->slot->tts_tid, tid);
 }
 
-/*
- * The identity sequence of the last (table, column) asked for, kept for
- * the backend: finding it scans pg_depend, which cost more than the
- * nextval.  A table dropped and made again has a new OID and misses.
- */
-static Oid	identity_rel = InvalidOid;
-static AttrNumber identity_att = InvalidAttrNumber;
-static Oid	identity_seq = InvalidOid;
+Datum
+OeDirectInsertLastRow(OeDirectInsert *d)
+{
+	return ExecFetchSlotHeapTupleDatum(d->slot);
+}
 
-int64
-OeDirectInsertNextIdentity(OeDirectInsert *d, const char *col)
+/*
+ * The sequences behind the (table, column) pairs asked for, kept for the
+ * backend: finding one scans pg_depend or reads the column's default,
+ * which cost more than the nextval.  A table's entries are forgotten when
+ * its relcache entry is invalidated (ALTER TABLE ... ALTER COLUMN, DROP,
+ * a cache reset forgets all).
+ */
+#define SEQUENCE_CACHE_SIZE 4
+
+typedef struct SequenceCacheEntry
+{
+	Oid			relid;
+	AttrNumber	attnum;
+	Oid			seq;
+	bool		by_default;		/* nextval() checks USAGE, an identity not */
+} SequenceCacheEntry;
+
+static SequenceCacheEntry sequence_cache[SEQUENCE_CACHE_SIZE];
+static int	sequence_cache_next = 0;
+static bool sequence_callback_registered = false;
+
+static void
+sequence_forget(Datum arg, Oid relid)
+{
+	for (int i = 0; i < SEQUENCE_CACHE_SIZE; i++)
+		if (!OidIsValid(relid) || sequence_cache[i].relid == relid)
+			sequence_cache[i].relid = InvalidOid;
+}
+
+/*
+ * The sequence an INSERT that leaves column attnum out takes its value
+ * from: the identity's, or the one of a default that is exactly
+ * nextval('a sequence'::regclass), as serial makes it.  InvalidOid when
+ * the column has neither.  *by_default: nextval(), which checks the
+ * current user's USAGE of the sequence as the SQL default would.
+ */
+static Oid
+column_sequence(Relation rel, AttrNumber attnum, bool *by_default)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+	Node	   *def;
+
+	*by_default = !att->attidentity;
+	if (att->attidentity)
+#if PG_VERSION_NUM >= 170000
+		return getIdentitySequence(rel, attnum, false);
+#else
+		return getIdentitySequence(RelationGetRelid(rel), attnum, false);
+#endif
+	if (!att->atthasdef)
+		return InvalidOid;
+	def = build_column_default(rel, attnum);
+	if (def != NULL && IsA(def, FuncExpr) &&
+		((FuncExpr *) def)->funcid == F_NEXTVAL &&
+		list_length(((FuncExpr *) def)->args) == 1 &&
+		IsA(linitial(((FuncExpr *) def)->args), Const))
+	{
+		Const	   *seq = linitial_node(Const, ((FuncExpr *) def)->args);
+
+		if (seq->consttype == REGCLASSOID && !seq->constisnull)
+			return DatumGetObjectId(seq->constvalue);
+	}
+	return InvalidOid;
+}
+
+bool
+OeDirectInsertNextFromSequence(OeDirectInsert *d, const char *col, int64 *value)
 {
 	AttrNumber	attnum = OeRelationColumn(d->rel, col);
 	Oid			relid = RelationGetRelid(d->rel);
+	Oid			seq = InvalidOid;
+	bool		by_default = false;
 
 	if (attnum == InvalidAttrNumber)
 		elog(ERROR, "order_engine: table \"%s\" has no column \"%s\"",
 			 RelationGetRelationName(d->rel), col);
-	if (relid != identity_rel || attnum != identity_att ||
-		!OidIsValid(identity_seq))
+	for (int i = 0; i < SEQUENCE_CACHE_SIZE; i++)
+		if (sequence_cache[i].relid == relid && sequence_cache[i].attnum == attnum)
+		{
+			seq = sequence_cache[i].seq;
+			by_default = sequence_cache[i].by_default;
+		}
+	if (!OidIsValid(seq))
 	{
-		identity_seq = InvalidOid;
-#if PG_VERSION_NUM >= 170000
-		identity_seq = getIdentitySequence(d->rel, attnum, false);
-#else
-		identity_seq = getIdentitySequence(relid, attnum, false);
-#endif
-		identity_rel = relid;
-		identity_att = attnum;
+		if (!sequence_callback_registered)
+		{
+			CacheRegisterRelcacheCallback(sequence_forget, (Datum) 0);
+			sequence_callback_registered = true;
+		}
+		seq = column_sequence(d->rel, attnum, &by_default);
+		if (!OidIsValid(seq))
+			return false;
+		sequence_cache[sequence_cache_next].relid = relid;
+		sequence_cache[sequence_cache_next].attnum = attnum;
+		sequence_cache[sequence_cache_next].seq = seq;
+		sequence_cache[sequence_cache_next].by_default = by_default;
+		sequence_cache_next = (sequence_cache_next + 1) % SEQUENCE_CACHE_SIZE;
 	}
-	return nextval_internal(identity_seq, false);
+	*value = nextval_internal(seq, by_default);
+	return true;
+}
+
+int64
+OeDirectInsertNextIdentity(OeDirectInsert *d, const char *col)
+{
+	int64		value;
+
+	if (!OeDirectInsertNextFromSequence(d, col, &value))
+		elog(ERROR, "order_engine: column \"%s\" of \"%s\" has no sequence",
+			 col, RelationGetRelationName(d->rel));
+	return value;
 }
 
 void

@@ -23,12 +23,31 @@ typedef struct OeDirectInsert OeDirectInsert;
  */
 extern OeDirectInsert *OeDirectInsertBegin(const char *relname, int ncols,
 										   const char *const *cols);
+/*
+ * The same for a table that may have one AFTER INSERT FOR EACH ROW
+ * trigger calling trigger_func (OeDirectWriteRefused); *trigger_fires
+ * says whether an INSERT would fire it now (OeRowTriggerFires): the
+ * caller then does the trigger's work for each row, after the row.
+ */
+extern OeDirectInsert *OeDirectInsertBeginTriggered(const char *relname, int ncols,
+													const char *const *cols,
+													Oid trigger_func,
+													bool *trigger_fires);
 /* one row: values[i], nulls[i] for cols[i] */
 extern void OeDirectInsertRow(OeDirectInsert *d, const Datum *values,
 							  const bool *nulls);
 /* where the last row OeDirectInsertRow wrote is (its heap TID) */
 extern void OeDirectInsertLastTid(OeDirectInsert *d, ItemPointer tid);
-/* the next value of column col's identity sequence (nextval) */
+/* the last row OeDirectInsertRow wrote, every column, as a composite Datum */
+extern Datum OeDirectInsertLastRow(OeDirectInsert *d);
+/*
+ * The next value (nextval) of the sequence an INSERT leaving column col
+ * out would use: its identity's, or a serial's nextval('seq') default.
+ * false when the column has neither (the caller runs its SQL).
+ */
+extern bool OeDirectInsertNextFromSequence(OeDirectInsert *d, const char *col,
+										   int64 *value);
+/* the same for an identity column, which must have its sequence */
 extern int64 OeDirectInsertNextIdentity(OeDirectInsert *d, const char *col);
 extern void OeDirectInsertEnd(OeDirectInsert *d);
 

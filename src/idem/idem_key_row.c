@@ -151,7 +151,7 @@ open_keys(bool update, Oid *pkey)
 		return NULL;
 	OeDirectWriteAllowed(update ? "UPDATE" : "INSERT");
 	rel = table_open(relid, RowExclusiveLock);
-	if (OeDirectWriteRefused(rel, update, NULL))
+	if (OeDirectWriteRefused(rel, update, NULL, InvalidOid))
 	{
 		/* keep the lock, as the statement the caller runs instead will */
 		table_close(rel, NoLock);

@@ -54,6 +54,15 @@ extern void OeOrderEvent(int64 order_no, const char *event,
  */
 extern void OeOrdersOutboxNotify(void);
 
+/*
+ * outbox_cdc.c: the CDC trigger's function (InvalidOid if missing);
+ * whether events become logical messages now (the setting and
+ * wal_level); an event row, as a composite Datum, as that message.
+ */
+extern Oid	OeOutboxTriggerFunction(void);
+extern bool OeOutboxEmitting(void);
+extern void OeOutboxEmitRow(Datum row);
+
 /* a JSON object of the non-NULL pairs keys[i]: values[i] (strings), or NULL */
 extern char *OeOrderEventDetail(int n, const char *const *keys,
 								const char *const *values);

@@ -20,6 +20,8 @@
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
@@ -86,21 +88,96 @@ static OeQuery insert_placement = {
 };
 
 /*
- * The "placed" event alone, for write_placement: order_events has the
- * CDC trigger, which a write without SQL would not fire.
+ * The "placed" event alone by SQL, for write_placement when order_events
+ * has anything (other than the CDC trigger) a direct write would not
+ * honour.  created_at is given, as the direct write gives it.
  */
 static OeQuery insert_placed_event = {
-	"INSERT INTO order_engine.order_events (order_no, event, to_status, detail)"
+	"INSERT INTO order_engine.order_events (order_no, event, to_status, detail, created_at)"
 	" VALUES ($1, 'placed', 'pending_payment',"
-	"         pg_catalog.jsonb_build_object('pay_deadline', $2, 'total', $3))",
+	"         pg_catalog.jsonb_build_object('pay_deadline', $2, 'total', $3),"
+	"         pg_catalog.now())",
 	3, {INT8OID, TIMESTAMPTZOID, NUMERICOID}
 };
 
 /*
- * The placement's rows: the order and its lines by heap and index access
- * (common/direct_insert.c), the event by SQL; or all three by
- * insert_placement when a table has anything an INSERT would honour
- * that the direct write does not.  values are insert_placement's.
+ * What jsonb_build_object('pay_deadline', deadline, 'total', total)
+ * makes: the deadline as to_json writes a timestamptz (ISO 8601 in the
+ * session's time zone), the total a number (a total is never NaN or
+ * infinite: prices are checked, OeOrderCheckPrice).
+ */
+static Datum
+placed_detail(Datum deadline, Datum total)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+	char		buf[MAXDATELEN + 1];
+
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	v.type = jbvString;
+	v.val.string.val = "pay_deadline";
+	v.val.string.len = strlen("pay_deadline");
+	(void) pushJsonbValue(&state, WJB_KEY, &v);
+	v.val.string.val = JsonEncodeDateTime(buf, deadline, TIMESTAMPTZOID, NULL);
+	v.val.string.len = strlen(v.val.string.val);
+	(void) pushJsonbValue(&state, WJB_VALUE, &v);
+	v.val.string.val = "total";
+	v.val.string.len = strlen("total");
+	(void) pushJsonbValue(&state, WJB_KEY, &v);
+	v.type = jbvNumeric;
+	v.val.numeric = DatumGetNumeric(total);
+	(void) pushJsonbValue(&state, WJB_VALUE, &v);
+	return JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL)));
+}
+
+/*
+ * The "placed" event by heap and index access when order_events has
+ * nothing an INSERT would honour but the CDC trigger, whose work is done
+ * here where it would fire (outbox_cdc.c).  false: the caller runs SQL.
+ */
+static bool
+write_placed_event(Datum order_no, Datum deadline, Datum total)
+{
+	static const char *const event_cols[] = {
+		"event_id", "order_no", "event", "to_status", "detail", "created_at"
+	};
+	Oid			trigger = OeOutboxTriggerFunction();
+	bool		fires;
+	OeDirectInsert *events;
+	Datum		row[lengthof(event_cols)];
+	bool		nulls[lengthof(event_cols)] = {false};
+	int64		event_id;
+
+	if (!OidIsValid(trigger))
+		return false;
+	events = OeDirectInsertBeginTriggered("order_events", lengthof(event_cols),
+										  event_cols, trigger, &fires);
+	if (events == NULL)
+		return false;
+	if (!OeDirectInsertNextFromSequence(events, "event_id", &event_id))
+	{
+		OeDirectInsertEnd(events);
+		return false;
+	}
+	row[0] = Int64GetDatum(event_id);
+	row[1] = order_no;
+	row[2] = CStringGetTextDatum("placed");
+	row[3] = CStringGetTextDatum("pending_payment");
+	row[4] = placed_detail(deadline, total);
+	row[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	OeDirectInsertRow(events, row, nulls);
+	if (fires && OeOutboxEmitting())
+		OeOutboxEmitRow(OeDirectInsertLastRow(events));
+	OeDirectInsertEnd(events);
+	return true;
+}
+
+/*
+ * The placement's rows: the order, its lines and the event by heap and
+ * index access (common/direct_insert.c); or by insert_placement (all
+ * three) or insert_placed_event (the event) when a table has anything
+ * an INSERT would honour that the direct write does not.  values are
+ * insert_placement's.
  */
 static void
 write_placement(Datum *values, const OeLines *lines, const Datum *prices)
@@ -150,6 +227,8 @@ write_placement(Datum *values, const OeLines *lines, const Datum *prices)
 		OeDirectInsertRow(order_lines, row, nulls);
 	}
 	OeDirectInsertEnd(order_lines);
+	if (write_placed_event(values[0], values[5], values[3]))
+		return;
 	event_args[0] = values[0];
 	event_args[1] = values[5];
 	event_args[2] = values[3];

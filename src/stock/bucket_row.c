@@ -117,7 +117,7 @@ OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 	OeDirectWriteAllowed("UPDATE");
 	rel = table_open(relid, RowExclusiveLock);
 	/* the key columns are never changed here */
-	if (OeDirectWriteRefused(rel, true, COUNTS_CHECK))
+	if (OeDirectWriteRefused(rel, true, COUNTS_CHECK, InvalidOid))
 	{
 		table_close(rel, NoLock);
 		return -1;

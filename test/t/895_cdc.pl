@@ -62,5 +62,51 @@ my $n_events = () = $text =~ /prefix: order_engine/g;
 is($n_events, scalar(split /,/, $expected), 'no message for an event written with the setting off');
 like($text, qr/\{"event_id":\d+,"order_no":$orders[0],"event":"placed"/, 'each message is the event row as JSON');
 
+# place_order writes its event without SQL and emits the message itself
+# where the trigger would fire: ALTER TABLE ... DISABLE / ENABLE REPLICA /
+# ENABLE ALWAYS TRIGGER against session_replication_role, as for an INSERT
+$node->safe_psql('postgres', q{SELECT pg_create_logical_replication_slot('rules', 'test_decoding')});
+my %placed;
+sub place_in
+{
+	my ($name, $setup) = @_;
+	my $no = $node->safe_psql('postgres', 'SELECT order_engine.next_order_no(7)');
+	$node->safe_psql('postgres', qq{$setup; SELECT order_engine.place_order($no, 7, 9, '[{"sku_id":1,"qty":1}]')});
+	$placed{$name} = $no;
+}
+my $tg = 'ALTER TABLE order_engine.order_events';
+place_in('enabled', 'SELECT 1');
+place_in('replica_session', 'SET session_replication_role = replica');
+$node->safe_psql('postgres', "$tg DISABLE TRIGGER order_events_logical_message");
+place_in('disabled', 'SELECT 1');
+$node->safe_psql('postgres', "$tg ENABLE REPLICA TRIGGER order_events_logical_message");
+place_in('replica_trigger', 'SELECT 1');
+place_in('replica_trigger_replica_session', 'SET session_replication_role = replica');
+$node->safe_psql('postgres', "$tg ENABLE ALWAYS TRIGGER order_events_logical_message");
+place_in('always_replica_session', 'SET session_replication_role = replica');
+$node->safe_psql('postgres', "$tg ENABLE TRIGGER order_events_logical_message");
+# another trigger on the table: the event goes in by SQL, which fires ours
+$node->safe_psql('postgres', q{CREATE FUNCTION public.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+	CREATE TRIGGER noop AFTER INSERT ON order_engine.order_events FOR EACH ROW EXECUTE FUNCTION public.noop()});
+place_in('by_sql', 'SELECT 1');
+$node->safe_psql('postgres', q{DROP TRIGGER noop ON order_engine.order_events});
+my $changes = $node->safe_psql('postgres',
+	q{SELECT pg_catalog.string_agg(data, E'\n') FROM pg_logical_slot_get_changes('rules', NULL, NULL, 'skip-empty-xacts', '1')
+	   WHERE data LIKE 'message:%'});
+note $changes;
+my %want = (enabled => 1, replica_session => 0, disabled => 0, replica_trigger => 0,
+	replica_trigger_replica_session => 1, always_replica_session => 1, by_sql => 1);
+for my $case (sort keys %want)
+{
+	my $n = () = $changes =~ /"order_no":$placed{$case},"event":"placed"/g;
+	is($n, $want{$case}, "a placement's event message: $case");
+}
+# the same message text whichever way the event was written
+my ($direct) = $changes =~ /(content:\{"event_id":\d+,"order_no":$placed{enabled},[^\n]*)/;
+my ($by_sql) = $changes =~ /(content:\{"event_id":\d+,"order_no":$placed{by_sql},[^\n]*)/;
+s/"event_id":\d+,"order_no":\d+|"pay_deadline": "[^"]*"|"created_at":"[^"]*"//g for ($direct, $by_sql);
+ok(defined $direct && defined $by_sql && $direct eq $by_sql,
+	'a directly written event makes the same message as one written by SQL');
+
 $node->stop;
 done_testing();
