@@ -168,11 +168,13 @@ OeDirectWriteRefused(Relation rel, bool update_keeps_keys, const char *allowed_c
 	return false;
 }
 
-bool
-OeRowTriggerFires(Relation rel, Oid func)
+int
+OeRowTriggersFiring(Relation rel, Oid func)
 {
+	int			n = 0;
+
 	if (rel->trigdesc == NULL)
-		return false;
+		return 0;
 	for (int i = 0; i < rel->trigdesc->numtriggers; i++)
 	{
 		const Trigger *t = &rel->trigdesc->triggers[i];
@@ -184,13 +186,13 @@ OeRowTriggerFires(Relation rel, Oid func)
 		{
 			if (t->tgenabled == TRIGGER_FIRES_ON_REPLICA ||
 				t->tgenabled == TRIGGER_FIRES_ALWAYS)
-				return true;
+				n++;
 		}
 		else if (t->tgenabled == TRIGGER_FIRES_ON_ORIGIN ||
 				 t->tgenabled == TRIGGER_FIRES_ALWAYS)
-			return true;
+			n++;
 	}
-	return false;
+	return n;
 }
 
 void

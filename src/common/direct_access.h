@@ -39,7 +39,7 @@ extern Snapshot OeStatementSnapshot(void);
  * For an INSERT, a trigger AFTER INSERT FOR EACH ROW calling
  * allowed_trigger_func (InvalidOid: none), with no arguments, WHEN,
  * transition table or deferral, is allowed: the caller does its work
- * for each row where OeRowTriggerFires says the trigger would run.
+ * for each row, once per trigger OeRowTriggersFiring counts.
  * Refused: the caller must run its SQL statement.
  */
 extern bool OeDirectWriteRefused(Relation rel, bool update_keeps_keys,
@@ -47,11 +47,11 @@ extern bool OeDirectWriteRefused(Relation rel, bool update_keeps_keys,
 								 Oid allowed_trigger_func);
 
 /*
- * Would an INSERT into rel fire such a trigger calling func, in this
- * session: ENABLE, ENABLE REPLICA, ENABLE ALWAYS and DISABLE TRIGGER
- * against session_replication_role, as the executor decides?
+ * How many such triggers calling func an INSERT into rel would fire in
+ * this session: ENABLE, ENABLE REPLICA, ENABLE ALWAYS and DISABLE TRIGGER
+ * against session_replication_role, as the executor decides.
  */
-extern bool OeRowTriggerFires(Relation rel, Oid func);
+extern int	OeRowTriggersFiring(Relation rel, Oid func);
 
 /*
  * What the executor checks before it runs an INSERT or UPDATE (cmdname)

@@ -78,14 +78,14 @@ needs_executor(Relation rel, int ncols, const AttrNumber *attnums, Oid trigger_f
 OeDirectInsert *
 OeDirectInsertBegin(const char *relname, int ncols, const char *const *cols)
 {
-	bool		fires;
+	int			firing;
 
-	return OeDirectInsertBeginTriggered(relname, ncols, cols, InvalidOid, &fires);
+	return OeDirectInsertBeginTriggered(relname, ncols, cols, InvalidOid, &firing);
 }
 
 OeDirectInsert *
 OeDirectInsertBeginTriggered(const char *relname, int ncols, const char *const *cols,
-							 Oid trigger_func, bool *trigger_fires)
+							 Oid trigger_func, int *triggers_firing)
 {
 	Oid			relid = OeSchemaRelid(relname);
 	OeDirectInsert *d;
@@ -120,7 +120,7 @@ OeDirectInsertBeginTriggered(const char *relname, int ncols, const char *const *
 	InitResultRelInfo(d->rri, rel, 1, NULL, 0);
 	OeOpenIndices(d->rri);
 	d->slot = ExecInitExtraTupleSlot(d->estate, RelationGetDescr(rel), &TTSOpsVirtual);
-	*trigger_fires = OidIsValid(trigger_func) && OeRowTriggerFires(rel, trigger_func);
+	*triggers_firing = OidIsValid(trigger_func) ? OeRowTriggersFiring(rel, trigger_func) : 0;
 	return d;
 }
 

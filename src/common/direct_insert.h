@@ -24,15 +24,15 @@ typedef struct OeDirectInsert OeDirectInsert;
 extern OeDirectInsert *OeDirectInsertBegin(const char *relname, int ncols,
 										   const char *const *cols);
 /*
- * The same for a table that may have one AFTER INSERT FOR EACH ROW
- * trigger calling trigger_func (OeDirectWriteRefused); *trigger_fires
- * says whether an INSERT would fire it now (OeRowTriggerFires): the
- * caller then does the trigger's work for each row, after the row.
+ * The same for a table that may have AFTER INSERT FOR EACH ROW triggers
+ * calling trigger_func (OeDirectWriteRefused); *triggers_firing is how
+ * many of them an INSERT would fire now (OeRowTriggersFiring): the caller
+ * does the trigger's work that many times for each row, after the row.
  */
 extern OeDirectInsert *OeDirectInsertBeginTriggered(const char *relname, int ncols,
 													const char *const *cols,
 													Oid trigger_func,
-													bool *trigger_fires);
+													int *triggers_firing);
 /* one row: values[i], nulls[i] for cols[i] */
 extern void OeDirectInsertRow(OeDirectInsert *d, const Datum *values,
 							  const bool *nulls);

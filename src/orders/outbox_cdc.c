@@ -12,7 +12,7 @@
  * the setting off (the default) or wal_level below logical the trigger
  * returns at once.  place_order writes its event without SQL and does
  * the trigger's work itself, where the trigger would have fired
- * (OeRowTriggerFires, common/direct_access.c): OeOutboxEmitRow is the one
+ * (OeRowTriggersFiring, common/direct_access.c): OeOutboxEmitRow is the one
  * way both emit.
  *
  *-------------------------------------------------------------------------

@@ -142,7 +142,7 @@ write_placed_event(Datum order_no, Datum deadline, Datum total)
 		"event_id", "order_no", "event", "to_status", "detail", "created_at"
 	};
 	Oid			trigger = OeOutboxTriggerFunction();
-	bool		fires;
+	int			firing;
 	OeDirectInsert *events;
 	Datum		row[lengthof(event_cols)];
 	bool		nulls[lengthof(event_cols)] = {false};
@@ -151,7 +151,7 @@ write_placed_event(Datum order_no, Datum deadline, Datum total)
 	if (!OidIsValid(trigger))
 		return false;
 	events = OeDirectInsertBeginTriggered("order_events", lengthof(event_cols),
-										  event_cols, trigger, &fires);
+										  event_cols, trigger, &firing);
 	if (events == NULL)
 		return false;
 	if (!OeDirectInsertNextFromSequence(events, "event_id", &event_id))
@@ -166,7 +166,7 @@ write_placed_event(Datum order_no, Datum deadline, Datum total)
 	row[4] = placed_detail(deadline, total);
 	row[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	OeDirectInsertRow(events, row, nulls);
-	if (fires && OeOutboxEmitting())
+	for (int i = 0; i < firing && OeOutboxEmitting(); i++)
 		OeOutboxEmitRow(OeDirectInsertLastRow(events));
 	OeDirectInsertEnd(events);
 	return true;

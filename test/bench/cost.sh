@@ -111,7 +111,7 @@ call_plain_reserve() {
 }
 
 prepare_escrow() { echo "PREPARE r(bigint) AS SELECT order_engine.reserve(\$1, '{1001}', '{1}', '30 minutes')"; }
-call_escrow() { echo "EXECUTE r($((5000000 + $1)))"; }
+call_escrow() { echo "EXECUTE r($((20000000 + $1)))"; }   # numbers no reserve call uses
 
 prepare_sold_out() { echo "PREPARE r(bigint) AS SELECT order_engine.reserve(\$1, '{1000}', '{1}', '30 minutes')"; }
 call_sold_out() { echo "EXECUTE r($((7000000 + $1)))"; }
@@ -160,12 +160,16 @@ instructions() {
     return 0
 }
 
-# per_call OP: instructions per call
+# per_call OP FIRST: instructions per call, numbering its calls from FIRST
 per_call() {
-    local op=$1 base full
-    base=$(instructions "$op" $((OFFSET)) 0)
-    full=$(instructions "$op" $((OFFSET + 1000)) "$K")
-    OFFSET=$((OFFSET + 100000))
+    local op=$1 first=$2 base full
+    base=$(instructions "$op" "$first" 0)
+    full=$(instructions "$op" $((first + 1000)) "$K")
+    # a failed run printed its ERROR lines instead of a count
+    if ! [[ $base =~ ^[0-9]+$ && $full =~ ^[0-9]+$ ]]; then
+        printf '%s: the single-user run failed:\n%s\n%s\n' "$op" "$base" "$full" >&2
+        exit 1
+    fi
     echo $(((full - base) / K))
 }
 
@@ -174,15 +178,17 @@ printf '%-14s %14s %14s %8s\n' "call" "order_engine" "plain SQL" "ratio"
 for pair in "place_order plain_order" "reserve plain_reserve" "escrow plain_reserve" "sold_out plain_sold_out" "sold_out noop_reserve" "idem plain_idem" "next_id plain_next_id"; do
     set -- $pair
     if [ -n "$ONLY" ] && [ "$ONLY" != "$1" ]; then continue; fi
-    e=$(per_call "$1")
-    p=$(per_call "$2")
+    # each run its own order numbers: the data directory keeps every run's rows
+    e=$(per_call "$1" "$OFFSET") || exit 1
+    OFFSET=$((OFFSET + 100000))
+    p=$(per_call "$2" "$OFFSET") || exit 1
+    OFFSET=$((OFFSET + 100000))
     awk -v n="$1" -v e="$e" -v p="$p" 'BEGIN {
         printf "%-14s %11d ins %11d ins %7.2fx   (plain/engine: above 1 means the call is cheaper)\n", n, e, p, p / e }'
 done
 
 # WAL bytes per call, on the server (one backend, the same statements);
-# per_call ran in subshells, so OFFSET is where it was: start past every
-# number those runs used
+# numbers past every one the instruction counts used
 OFFSET=3000000
 bench_as_postgres pg_ctl -D "$BENCH_DIR/data" -l "$BENCH_DIR/server.log" -w start >/dev/null
 printf '\n%-14s %14s %14s\n' "call" "WAL B/call" "plain B/call"

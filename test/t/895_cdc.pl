@@ -85,6 +85,11 @@ place_in('replica_trigger_replica_session', 'SET session_replication_role = repl
 $node->safe_psql('postgres', "$tg ENABLE ALWAYS TRIGGER order_events_logical_message");
 place_in('always_replica_session', 'SET session_replication_role = replica');
 $node->safe_psql('postgres', "$tg ENABLE TRIGGER order_events_logical_message");
+# two triggers with the function: two messages, as an INSERT fires both
+$node->safe_psql('postgres', q{CREATE TRIGGER again AFTER INSERT ON order_engine.order_events
+	FOR EACH ROW EXECUTE FUNCTION order_engine.outbox_logical_message()});
+place_in('twice', 'SELECT 1');
+$node->safe_psql('postgres', q{DROP TRIGGER again ON order_engine.order_events});
 # another trigger on the table: the event goes in by SQL, which fires ours
 $node->safe_psql('postgres', q{CREATE FUNCTION public.noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
 	CREATE TRIGGER noop AFTER INSERT ON order_engine.order_events FOR EACH ROW EXECUTE FUNCTION public.noop()});
@@ -95,7 +100,7 @@ my $changes = $node->safe_psql('postgres',
 	   WHERE data LIKE 'message:%'});
 note $changes;
 my %want = (enabled => 1, replica_session => 0, disabled => 0, replica_trigger => 0,
-	replica_trigger_replica_session => 1, always_replica_session => 1, by_sql => 1);
+	replica_trigger_replica_session => 1, always_replica_session => 1, twice => 2, by_sql => 1);
 for my $case (sort keys %want)
 {
 	my $n = () = $changes =~ /"order_no":$placed{$case},"event":"placed"/g;
