@@ -119,6 +119,12 @@ ALTER TABLE order_events ALTER COLUMN event_id SET DEFAULT pg_catalog.nextval('o
 SELECT order_no, event_id >= 9000000 AS from_test_sequence, event_id > 10000000 AS from_sql_default
   FROM order_events WHERE order_no BETWEEN 1040105 AND 1040108 ORDER BY order_no;
 DROP SEQUENCE public.test_event_ids;
+-- the columns a direct write names are found by their current names: a
+-- renamed one is missing at the next write (the kept numbers are forgotten)
+BEGIN;
+ALTER TABLE order_lines RENAME COLUMN line_total TO line_sum;
+SELECT place_order(1040109, 7, 1, '[{"sku_id": 104002, "qty": 1}]') AS status;
+ROLLBACK;
 -- the same rows either way
 SELECT o.order_no, o.status, o.total, o.line_count, o.version, o.pay_deadline - o.created_at AS pay_within,
        l.line_no, l.sku_id, l.qty, l.unit_price, l.line_total

@@ -38,6 +38,8 @@
 #   where the trigger would fire
 #   a default's nextval checks   the direct write's nextval unchecked      regress 104_direct_write_caches
 #   USAGE, as from SQL
+#   columns are found by their   the kept column numbers never forgotten   regress 104_direct_write_caches
+#   current names
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -171,6 +173,9 @@ mutate "a directly written event is a message exactly where the trigger would fi
     tap 895_cdc
 mutate "a column default's nextval checks USAGE of its sequence, as from SQL" src/common/direct_insert.c \
     's/nextval_internal\(seq, by_default\)/nextval_internal(seq, false)/' \
+    regress 104_direct_write_caches
+mutate "a direct write finds its columns by their current names" src/common/direct_insert.c \
+    's/(forget_table\(Datum arg, Oid relid\)\n\{)/$1\n\treturn;/' \
     regress 104_direct_write_caches
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's

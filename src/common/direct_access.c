@@ -47,6 +47,8 @@ typedef struct RelidCacheEntry
 	const char *schema;			/* OE_SCHEMA_NAME or OE_ARCHIVE_SCHEMA_NAME */
 	char		relname[NAMEDATALEN];
 	Oid			relid;
+	const char *last_schema;	/* the pointers it was last asked by (callers */
+	const char *last_relname;	/* pass literals): one strcmp on a hit */
 } RelidCacheEntry;
 
 static RelidCacheEntry relid_cache[RELID_CACHE_SIZE];
@@ -65,10 +67,21 @@ schema_relid(const char *schema, const char *relname)
 	Oid			nsp;
 	Oid			relid;
 
+	/* the entry last asked for by these pointers, its names checked */
+	for (int i = 0; i < relid_cache_used; i++)
+		if (relid_cache[i].last_relname == relname &&
+			relid_cache[i].last_schema == schema &&
+			strcmp(relid_cache[i].relname, relname) == 0 &&
+			strcmp(relid_cache[i].schema, schema) == 0)
+			return relid_cache[i].relid;
 	for (int i = 0; i < relid_cache_used; i++)
 		if (strcmp(relid_cache[i].schema, schema) == 0 &&
 			strcmp(relid_cache[i].relname, relname) == 0)
+		{
+			relid_cache[i].last_schema = schema;
+			relid_cache[i].last_relname = relname;
 			return relid_cache[i].relid;
+		}
 	if (!relid_callback_registered)
 	{
 		CacheRegisterSyscacheCallback(RELNAMENSP, relid_cache_forget, (Datum) 0);
@@ -83,6 +96,8 @@ schema_relid(const char *schema, const char *relname)
 		relid_cache[relid_cache_used].schema = schema;
 		strlcpy(relid_cache[relid_cache_used].relname, relname, NAMEDATALEN);
 		relid_cache[relid_cache_used].relid = relid;
+		relid_cache[relid_cache_used].last_schema = schema;
+		relid_cache[relid_cache_used].last_relname = relname;
 		relid_cache_used++;
 	}
 	return relid;

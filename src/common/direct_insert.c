@@ -50,6 +50,108 @@ struct OeDirectInsert
 };
 
 /*
+ * Kept for the backend, per table, and forgotten at the table's relcache
+ * invalidation (ALTER TABLE, DROP, a cache reset forgets all): the
+ * attribute numbers of the column lists callers name, and the sequences
+ * behind columns (OeDirectInsertNextFromSequence).  Looking a column up
+ * walks the table's attributes with a strcmp each (OeRelationColumn);
+ * finding a sequence scans pg_depend or reads the column's default.
+ */
+#define COLUMNS_CACHE_SIZE 8
+#define COLUMNS_CACHE_MAX_COLS 16
+#define SEQUENCE_CACHE_SIZE 4
+
+typedef struct ColumnsCacheEntry
+{
+	Oid			relid;
+	int			ncols;
+	char		names[COLUMNS_CACHE_MAX_COLS][NAMEDATALEN];
+	AttrNumber	attnums[COLUMNS_CACHE_MAX_COLS];
+} ColumnsCacheEntry;
+
+typedef struct SequenceCacheEntry
+{
+	Oid			relid;
+	AttrNumber	attnum;
+	Oid			seq;
+	bool		by_default;		/* nextval() checks USAGE, an identity not */
+} SequenceCacheEntry;
+
+static ColumnsCacheEntry columns_cache[COLUMNS_CACHE_SIZE];
+static int	columns_cache_next = 0;
+static SequenceCacheEntry sequence_cache[SEQUENCE_CACHE_SIZE];
+static int	sequence_cache_next = 0;
+static bool forget_callback_registered = false;
+
+static void
+forget_table(Datum arg, Oid relid)
+{
+	for (int i = 0; i < COLUMNS_CACHE_SIZE; i++)
+		if (!OidIsValid(relid) || columns_cache[i].relid == relid)
+			columns_cache[i].relid = InvalidOid;
+	for (int i = 0; i < SEQUENCE_CACHE_SIZE; i++)
+		if (!OidIsValid(relid) || sequence_cache[i].relid == relid)
+			sequence_cache[i].relid = InvalidOid;
+}
+
+static void
+register_forget(void)
+{
+	if (!forget_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(forget_table, (Datum) 0);
+		forget_callback_registered = true;
+	}
+}
+
+/* attnums[i]: the attribute number of cols[i] in rel (ERROR if none) */
+static void
+column_numbers(Relation rel, int ncols, const char *const *cols, AttrNumber *attnums)
+{
+	Oid			relid = RelationGetRelid(rel);
+	ColumnsCacheEntry *e;
+
+	for (int k = 0; k < COLUMNS_CACHE_SIZE; k++)
+	{
+		bool		same;
+
+		e = &columns_cache[k];
+		if (e->relid != relid || e->ncols != ncols)
+			continue;
+		same = true;
+		for (int i = 0; i < ncols && same; i++)
+			same = strcmp(e->names[i], cols[i]) == 0;
+		if (same)
+		{
+			memcpy(attnums, e->attnums, sizeof(AttrNumber) * ncols);
+			return;
+		}
+	}
+	for (int i = 0; i < ncols; i++)
+	{
+		attnums[i] = OeRelationColumn(rel, cols[i]);
+		if (attnums[i] == InvalidAttrNumber)
+			elog(ERROR, "order_engine: table \"%s\" has no column \"%s\"",
+				 RelationGetRelationName(rel), cols[i]);
+	}
+	if (ncols > COLUMNS_CACHE_MAX_COLS)
+		return;
+	for (int i = 0; i < ncols; i++)
+		if (strlen(cols[i]) >= NAMEDATALEN)
+			return;
+	register_forget();
+	e = &columns_cache[columns_cache_next];
+	columns_cache_next = (columns_cache_next + 1) % COLUMNS_CACHE_SIZE;
+	e->relid = relid;
+	e->ncols = ncols;
+	for (int i = 0; i < ncols; i++)
+	{
+		strlcpy(e->names[i], cols[i], NAMEDATALEN);
+		e->attnums[i] = attnums[i];
+	}
+}
+
+/*
  * does an INSERT of only cols into rel do more than the heap and index AMs
  * (common/direct_access.c), or give a column outside cols a value?
  */
@@ -97,12 +199,7 @@ OeDirectInsertBeginTriggered(const char *relname, int ncols, const char *const *
 	OeDirectWriteAllowed("INSERT");
 	rel = table_open(relid, RowExclusiveLock);
 	attnums = palloc(sizeof(AttrNumber) * ncols);
-	for (int i = 0; i < ncols; i++)
-	{
-		attnums[i] = OeRelationColumn(rel, cols[i]);
-		if (attnums[i] == InvalidAttrNumber)
-			elog(ERROR, "order_engine: table \"%s\" has no column \"%s\"", relname, cols[i]);
-	}
+	column_numbers(rel, ncols, cols, attnums);
 	if (needs_executor(rel, ncols, attnums, trigger_func))
 	{
 		/* keep the lock, as the INSERT the caller runs instead will */
@@ -181,35 +278,6 @@ OeDirectInsertLastRow(OeDirectInsert *d)
 }
 
 /*
- * The sequences behind the (table, column) pairs asked for, kept for the
- * backend: finding one scans pg_depend or reads the column's default,
- * which cost more than the nextval.  A table's entries are forgotten when
- * its relcache entry is invalidated (ALTER TABLE ... ALTER COLUMN, DROP,
- * a cache reset forgets all).
- */
-#define SEQUENCE_CACHE_SIZE 4
-
-typedef struct SequenceCacheEntry
-{
-	Oid			relid;
-	AttrNumber	attnum;
-	Oid			seq;
-	bool		by_default;		/* nextval() checks USAGE, an identity not */
-} SequenceCacheEntry;
-
-static SequenceCacheEntry sequence_cache[SEQUENCE_CACHE_SIZE];
-static int	sequence_cache_next = 0;
-static bool sequence_callback_registered = false;
-
-static void
-sequence_forget(Datum arg, Oid relid)
-{
-	for (int i = 0; i < SEQUENCE_CACHE_SIZE; i++)
-		if (!OidIsValid(relid) || sequence_cache[i].relid == relid)
-			sequence_cache[i].relid = InvalidOid;
-}
-
-/*
  * The sequence an INSERT that leaves column attnum out takes its value
  * from: the identity's, or the one of a default that is exactly
  * nextval('a sequence'::regclass), as serial makes it.  InvalidOid when
@@ -264,11 +332,7 @@ OeDirectInsertNextFromSequence(OeDirectInsert *d, const char *col, int64 *value)
 		}
 	if (!OidIsValid(seq))
 	{
-		if (!sequence_callback_registered)
-		{
-			CacheRegisterRelcacheCallback(sequence_forget, (Datum) 0);
-			sequence_callback_registered = true;
-		}
+		register_forget();
 		seq = column_sequence(d->rel, attnum, &by_default);
 		if (!OidIsValid(seq))
 			return false;
