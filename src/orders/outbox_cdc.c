@@ -61,9 +61,13 @@ OeOutboxTriggerFunction(void)
 		trigger_func_callback_registered = true;
 	}
 	if (!OidIsValid(trigger_func))
-		trigger_func = LookupFuncName(list_make2(makeString(OE_SCHEMA_NAME),
-												makeString("outbox_logical_message")),
-									  0, NULL, true);
+	{
+		List	   *names = NIL;
+
+		names = lappend(names, makeString(OE_SCHEMA_NAME));
+		names = lappend(names, makeString("outbox_logical_message"));
+		trigger_func = LookupFuncName(names, 0, NULL, true);
+	}
 	return trigger_func;
 }
 
