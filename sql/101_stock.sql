@@ -202,3 +202,21 @@ SELECT count(*) FILTER (WHERE release(o) = 1) AS released_in_one_statement
   FROM generate_series(1010100, 1010299) o;
 SELECT sku_id, available, held, sold FROM stock WHERE sku_id IN (101050, 101051, 101052) ORDER BY sku_id;
 SELECT sku_id, ok FROM stock_audit() WHERE sku_id IN (101050, 101051, 101052);
+
+-- the sweep locks a batch's due holds in the subtransaction that releases
+-- them: the version each release replaced has that subtransaction's xid
+-- for its xmax, not a MultiXact that every later reader must look up
+CREATE EXTENSION IF NOT EXISTS pageinspect;
+SELECT restock(101990, 10) AS available;
+SELECT reserve(1019901, '{101990}', '{1}', '1 hour') AND reserve(1019902, '{101990}', '{2}', '1 hour') AS held;
+UPDATE stock_hold SET expires_at = now() - interval '1 second' WHERE order_no IN (1019901, 1019902);
+SELECT release_expired(100) >= 2 AS released;
+SELECT count(*) AS replaced_versions, count(*) FILTER (WHERE (i.t_infomask & 4096) <> 0) AS xmax_is_multixact
+  FROM generate_series(0, pg_relation_size('order_engine.stock_hold') / current_setting('block_size')::int - 1) AS b,
+       heap_page_items(get_raw_page('order_engine.stock_hold', b::int)) AS i
+ WHERE i.t_ctid IN (SELECT h.ctid FROM stock_hold h WHERE h.order_no IN (1019901, 1019902))
+   AND (b::int, i.lp) NOT IN (SELECT (h.ctid::text::point)[0]::int, (h.ctid::text::point)[1]::int
+                               FROM stock_hold h WHERE h.order_no IN (1019901, 1019902));
+SELECT state, count(*) FROM stock_hold WHERE order_no IN (1019901, 1019902) GROUP BY state;
+SELECT ok FROM stock_audit() WHERE sku_id = 101990;
+DROP EXTENSION pageinspect;

@@ -162,10 +162,13 @@ static OeQuery select_due_holds_of_row = {
  * larger than one row had), or of a SKU with one row, goes in a batch of
  * any due holds, as before.
  *
- * The locks are taken in the batch's subtransaction, not before it: a row
- * locked by the transaction and updated by its subtransaction gets a
- * MultiXact for its xmax, which every reserve on that row then has to
- * look up.
+ * The locks, of the bucket row and of the due holds, are taken in the
+ * batch's subtransaction, not before it (gather_due_holds runs there): a
+ * row locked by the transaction and updated by its subtransaction gets a
+ * MultiXact for its xmax, which every later reader of the row has to look
+ * up.  The holds' were taken before it until 1.0's library, and the
+ * sweep's next scans of the expiry index spent a tenth of the worker's
+ * time in GetMultiXactIdMembers on the versions the batches had left.
  */
 static const OeStockBucketRef *batch_only;
 
@@ -196,12 +199,58 @@ release_batch(const int64 *orders, int n)
  * oldest due hold's bucket row, else due holds of whole orders (the SQL
  * function release_expired, whose answer counts orders).
  */
+/*
+ * The batch's due holds, locked (FOR UPDATE SKIP LOCKED), into batch_*;
+ * *orders_out: their orders, each once.  OeJobProcessBatch runs it in the
+ * batch's subtransaction (see there), and again in the transaction if the
+ * set-based release failed.
+ */
+static int
+gather_due_holds(void *arg, int64 **orders_out)
+{
+	int32		max_rows = *(int32 *) arg;
+	Datum		args[3];
+	int64	   *orders;
+	bool		isnull;
+	int			n;
+
+	args[0] = Int32GetDatum(max_rows);
+	args[1] = Int64GetDatum(batch_only ? batch_only->sku_id : 0);
+	args[2] = Int32GetDatum(batch_only ? batch_only->bucket : 0);
+	OeQueryRun(batch_only ? &select_due_holds_of_row : &select_due_holds_batch,
+			   args, NULL, false, 0);
+	batch_nholds = (int) SPI_processed;
+	batch_hold_orders = palloc(sizeof(int64) * Max(batch_nholds, 1));
+	batch_hold_skus = palloc(sizeof(int64) * Max(batch_nholds, 1));
+	orders = palloc(sizeof(int64) * Max(batch_nholds, 1));
+	for (int i = 0; i < batch_nholds; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+
+		batch_hold_orders[i] = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc,
+														   Anum_due_order_no, &isnull));
+		batch_hold_skus[i] = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc,
+														 Anum_due_sku_id, &isnull));
+		orders[i] = batch_hold_orders[i];
+	}
+	/* the batch's orders, each once */
+	OeSortInt64(orders, batch_nholds);
+	n = 0;
+	for (int i = 0; i < batch_nholds; i++)
+		if (n == 0 || orders[n - 1] != orders[i])
+			orders[n++] = orders[i];
+	*orders_out = orders;
+	return n;
+}
+
+/*
+ * One batch: with by_bucket_row (the worker's sweep) the due holds of the
+ * oldest due hold's bucket row, else due holds of whole orders (the SQL
+ * function release_expired, whose answer counts orders).
+ */
 static int64
 release_expired(int32 max_rows, bool by_bucket_row)
 {
-	Datum		args[3];
-	uint64		n;
-	int64	   *orders;
 	int64		done;
 	OeStockBucketRef only;
 	bool		isnull;
@@ -234,39 +283,11 @@ release_expired(int32 max_rows, bool by_bucket_row)
 		only.sku_id = DatumGetInt64(OeQueryValue(Anum_oldest_sku_id, &isnull));
 		only.bucket = DatumGetInt32(OeQueryValue(Anum_oldest_bucket, &isnull));
 		batch_only = &only;
-	}
-	args[0] = Int32GetDatum(max_rows);
-	args[1] = Int64GetDatum(batch_only ? batch_only->sku_id : 0);
-	args[2] = Int32GetDatum(batch_only ? batch_only->bucket : 0);
-	OeQueryRun(batch_only ? &select_due_holds_of_row : &select_due_holds_batch,
-			   args, NULL, false, 0);
-	batch_nholds = (int) SPI_processed;
-	batch_hold_orders = palloc(sizeof(int64) * Max(batch_nholds, 1));
-	batch_hold_skus = palloc(sizeof(int64) * Max(batch_nholds, 1));
-	orders = palloc(sizeof(int64) * Max(batch_nholds, 1));
-	for (int i = 0; i < batch_nholds; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-
-		batch_hold_orders[i] = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc,
-														   Anum_due_order_no, &isnull));
-		batch_hold_skus[i] = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc,
-														 Anum_due_sku_id, &isnull));
-		orders[i] = batch_hold_orders[i];
-	}
-	/* the batch's orders, each once */
-	OeSortInt64(orders, batch_nholds);
-	n = 0;
-	for (int i = 0; i < batch_nholds; i++)
-		if (n == 0 || orders[n - 1] != orders[i])
-			orders[n++] = orders[i];
-	if (batch_only)
-	{
 		attempting = only;
 		attempting_set = true;
 	}
-	done = OeJobProcessBatch(OE_JOB_RELEASE_EXPIRED, orders, (int) n, release_batch,
-							 release_order_holds);
+	done = OeJobProcessBatch(OE_JOB_RELEASE_EXPIRED, gather_due_holds, &max_rows,
+							 release_batch, release_order_holds);
 	attempting_set = false;
 	batch_only = NULL;
 	SPI_finish();

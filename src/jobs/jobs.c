@@ -91,7 +91,6 @@ typedef struct RowsWork
 	const int64 *items;
 	int			n;
 	OeRowFunction fn;
-	OeBatchFunction batch;		/* instead of fn row by row, when set */
 } RowsWork;
 
 static bool
@@ -99,11 +98,6 @@ rows_work(void *arg)
 {
 	RowsWork   *w = (RowsWork *) arg;
 
-	if (w->batch != NULL)
-	{
-		w->batch(w->items, w->n);
-		return true;
-	}
 	for (int i = 0; i < w->n; i++)
 		w->fn(w->items[i]);
 	return true;
@@ -117,38 +111,17 @@ static bool
 run_in_subtransaction(const int64 *items, int n, OeRowFunction fn,
 					  ErrorData **edata)
 {
-	RowsWork	w = {items, n, fn, NULL};
+	RowsWork	w = {items, n, fn};
 
 	return OeRunInSubtransaction(rows_work, &w, edata);
 }
 
-/*
- * The whole batch first, in one subtransaction (one xid, whatever the
- * batch size).  Only if a row fails is the batch run again row by row, to
- * find the bad row and quarantine it.  Transient errors are re-thrown
- * outside any subtransaction: the caller retries the whole batch later.
- */
-int64
-OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
-{
-	return OeJobProcessBatch(job, items, nitems, NULL, fn);
-}
-
-int64
-OeJobProcessBatch(OeJobId job, const int64 *items, int nitems,
-				  OeBatchFunction batch, OeRowFunction fn)
+/* items one by one, each in its subtransaction, quarantining a bad one */
+static int64
+rows_one_by_one(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
 {
 	ErrorData  *edata = NULL;
 	int64		done = 0;
-	RowsWork	whole = {items, nitems, fn, batch};
-
-	if (nitems == 0)
-		return 0;
-	if (OeRunInSubtransaction(rows_work, &whole, &edata))
-		return nitems;
-	if (error_is_transient(edata->sqlerrcode))
-		ReThrowError(edata);
-	FreeErrorData(edata);
 
 	for (int i = 0; i < nitems; i++)
 	{
@@ -163,6 +136,66 @@ OeJobProcessBatch(OeJobId job, const int64 *items, int nitems,
 		FreeErrorData(edata);
 	}
 	return done;
+}
+
+/*
+ * The whole batch first, in one subtransaction (one xid, whatever the
+ * batch size).  Only if a row fails is the batch run again row by row, to
+ * find the bad row and quarantine it.  Transient errors are re-thrown
+ * outside any subtransaction: the caller retries the whole batch later.
+ */
+int64
+OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
+{
+	ErrorData  *edata = NULL;
+
+	if (nitems == 0)
+		return 0;
+	if (run_in_subtransaction(items, nitems, fn, &edata))
+		return nitems;
+	if (error_is_transient(edata->sqlerrcode))
+		ReThrowError(edata);
+	FreeErrorData(edata);
+	return rows_one_by_one(job, items, nitems, fn);
+}
+
+/* the set-based attempt of OeJobProcessBatch, in its subtransaction */
+typedef struct GatheredWork
+{
+	OeGatherFunction gather;
+	void	   *arg;
+	OeBatchFunction batch;
+	int			n;
+} GatheredWork;
+
+static bool
+gathered_work(void *arg)
+{
+	GatheredWork *w = (GatheredWork *) arg;
+	int64	   *items;
+
+	w->n = w->gather(w->arg, &items);
+	if (w->n > 0)
+		w->batch(items, w->n);
+	return true;
+}
+
+int64
+OeJobProcessBatch(OeJobId job, OeGatherFunction gather, void *arg,
+				  OeBatchFunction batch, OeRowFunction fn)
+{
+	ErrorData  *edata = NULL;
+	GatheredWork whole = {gather, arg, batch, 0};
+	int64	   *items;
+	int			nitems;
+
+	if (OeRunInSubtransaction(gathered_work, &whole, &edata))
+		return whole.n;
+	if (error_is_transient(edata->sqlerrcode))
+		ReThrowError(edata);
+	FreeErrorData(edata);
+	nitems = gather(arg, &items);
+	return rows_one_by_one(job, items, nitems, fn);
 }
 
 static OeQuery select_next_due = {

@@ -91,12 +91,19 @@ extern int64 OeJobProcessRows(OeJobId job, const int64 *items, int nitems,
 							  OeRowFunction fn);
 
 /*
- * The same with a set-based batch function tried first: batch(items, n)
- * does the whole batch's work in a few statements; if it fails, the batch
- * goes row by row through fn as above (quarantining the bad row).
+ * A set-based batch whose items gather(arg, &items) finds and locks
+ * (returning how many).  First gather and batch(items, n), which does the
+ * whole batch's work in a few statements, run in one subtransaction: so
+ * the rows the batch updates are locked by the subtransaction that updates
+ * them (a row locked by the transaction and updated by a subtransaction of
+ * it gets a MultiXact for its xmax, which every later reader of the row
+ * has to look up).  If that fails, gather runs again in the transaction
+ * and the items go row by row through fn as above (quarantining the bad
+ * row).  Returns how many items were done.
  */
+typedef int (*OeGatherFunction) (void *arg, int64 **items);
 typedef void (*OeBatchFunction) (const int64 *items, int n);
-extern int64 OeJobProcessBatch(OeJobId job, const int64 *items, int nitems,
+extern int64 OeJobProcessBatch(OeJobId job, OeGatherFunction gather, void *arg,
 							   OeBatchFunction batch, OeRowFunction fn);
 
 /* one batch of a job (its row of the table, job_table.c), in the caller's transaction */
