@@ -145,3 +145,33 @@ SELECT order_engine.ack_events(array_agg(event_id)) = count(*) AS acked FROM cla
 COMMIT;
 SELECT count(*) AS left_after_ack FROM order_engine.order_events WHERE processed_at IS NULL;
 SELECT count(*) AS claimed_again FROM order_engine.claim_events(1000);
+
+-- close_unpaid locks an overdue order and its stock in the subtransaction
+-- that closes it: the versions it replaced (the order's, its bucket row's)
+-- have that subtransaction's xid for their xmax, not a MultiXact
+CREATE EXTENSION IF NOT EXISTS pageinspect;
+SELECT order_engine.restock(400990, 10) AS available, order_engine.set_price(400990, 1);
+SELECT order_engine.place_order(4009901, 7, 1, '[{"sku_id": 400990, "qty": 2}]') AS status;
+UPDATE order_engine.orders SET pay_deadline = now() - interval '1 second' WHERE order_no = 4009901;
+DO $$
+BEGIN
+    FOR i IN 1 .. 100 LOOP   -- the worker may take it first
+        PERFORM order_engine.close_unpaid(100);
+        EXIT WHEN (SELECT status FROM order_engine.orders WHERE order_no = 4009901) = 'closed';
+        PERFORM pg_catalog.pg_sleep(0.1);
+    END LOOP;
+END $$;
+SELECT status FROM order_engine.orders WHERE order_no = 4009901;
+CREATE FUNCTION pg_temp.replaced_versions(rel regclass, tid tid, OUT replaced bigint, OUT xmax_is_multixact bigint)
+LANGUAGE sql AS $$
+    SELECT count(*), count(*) FILTER (WHERE (i.t_infomask & 4096) <> 0)
+      FROM generate_series(0, pg_relation_size(rel) / current_setting('block_size')::int - 1) AS b,
+           heap_page_items(get_raw_page(rel::text, b::int)) AS i
+     WHERE i.t_ctid = tid AND (b::int, i.lp) <> ((tid::text::point)[0]::int, (tid::text::point)[1]::int)
+$$;
+SELECT v.* FROM order_engine.orders o, pg_temp.replaced_versions('order_engine.orders', o.ctid) v
+ WHERE o.order_no = 4009901;
+SELECT v.* FROM order_engine.stock_bucket sb, pg_temp.replaced_versions('order_engine.stock_bucket', sb.ctid) v
+ WHERE sb.sku_id = 400990;
+SELECT available, held FROM order_engine.stock WHERE sku_id = 400990;
+DROP EXTENSION pageinspect;

@@ -85,26 +85,47 @@ archive_one(int64 order_no)
 				 errmsg("order " INT64_FORMAT " vanished while being archived", order_no)));
 }
 
-int64
-OeArchiveOrders(Interval *older_than, int32 max_rows)
+typedef struct ArchiveBatch
 {
+	Interval   *older_than;
+	int32		max_rows;
+	int64		max_order_no;	/* the highest order number gathered */
+} ArchiveBatch;
+
+/* the batch's finished orders, locked (SKIP LOCKED), in its subtransaction */
+static int
+gather_finished(void *arg, int64 **orders_out)
+{
+	ArchiveBatch *b = (ArchiveBatch *) arg;
 	Datum		args[2];
 	uint64		n;
 	int64	   *orders;
-	int64		moved;
-	int64		max_order_no = 0;
 
-	SPI_connect();
-	args[0] = IntervalPGetDatum(older_than);
-	args[1] = Int32GetDatum(max_rows);
+	args[0] = IntervalPGetDatum(b->older_than);
+	args[1] = Int32GetDatum(b->max_rows);
 	OeQueryRun(&select_finished, args, NULL, false, 0);
 	orders = OeQueryInt64Column(&n);
+	b->max_order_no = 0;
 	for (uint64 i = 0; i < n; i++)
-		max_order_no = Max(max_order_no, orders[i]);
-	moved = OeJobProcessRows(OE_JOB_ARCHIVE_ORDERS, orders, (int) n, archive_one);
+		b->max_order_no = Max(b->max_order_no, orders[i]);
+	*orders_out = orders;
+	return (int) n;
+}
+
+int64
+OeArchiveOrders(Interval *older_than, int32 max_rows)
+{
+	ArchiveBatch batch = {older_than, max_rows, 0};
+	int64		moved;
+
+	SPI_connect();
+	moved = OeJobProcessBatch(OE_JOB_ARCHIVE_ORDERS, gather_finished, &batch,
+							  NULL, archive_one);
 	if (moved > 0)
 	{
-		args[0] = Int64GetDatum(max_order_no);
+		Datum		args[2];
+
+		args[0] = Int64GetDatum(batch.max_order_no);
 		args[1] = Int64GetDatum(moved);
 		OeQueryRun(&update_watermark, args, NULL, false, 0);
 	}

@@ -32,29 +32,40 @@ static OeQuery select_due_unpaid = {
 };
 
 /*
- * close_unpaid: orders past their payment deadline -> closed, holds
- * released.  Runs in the caller's transaction; the worker calls it too.
- * Locks: the order rows (SKIP LOCKED), their numbers' advisory locks
- * (skipping busy ones), then the stock, as every client does.
+ * The batch's overdue orders: their rows (SKIP LOCKED), their numbers'
+ * advisory locks (skipping busy ones), then the stock, as every client
+ * locks.  In the batch's subtransaction (OeJobProcessBatch).
  */
-int64
-OeCloseUnpaid(int32 max_rows)
+static int
+gather_overdue(void *arg, int64 **orders_out)
 {
-	Datum		arg = Int32GetDatum(max_rows);
-	int64		closed;
+	Datum		max_rows = Int32GetDatum(*(int32 *) arg);
 	uint64		n;
 	int64	   *orders;
 	int			nlocked = 0;
 
-	SPI_connect();
-	OeQueryRun(&select_due_unpaid, &arg, NULL, false, 0);
+	OeQueryRun(&select_due_unpaid, &max_rows, NULL, false, 0);
 	orders = OeQueryInt64Column(&n);
 	for (uint64 i = 0; i < n; i++)
 		if (OeStockTryLockOrder(orders[i]))
 			orders[nlocked++] = orders[i];
 	OeStockLockForRelease(orders, nlocked, OE_JOB_STOCK_LOCK_TIMEOUT_MS, NULL);
-	closed = OeJobProcessRows(OE_JOB_CLOSE_UNPAID, orders, nlocked,
-							  OeOrderCloseOverdue);
+	*orders_out = orders;
+	return nlocked;
+}
+
+/*
+ * close_unpaid: orders past their payment deadline -> closed, holds
+ * released.  Runs in the caller's transaction; the worker calls it too.
+ */
+int64
+OeCloseUnpaid(int32 max_rows)
+{
+	int64		closed;
+
+	SPI_connect();
+	closed = OeJobProcessBatch(OE_JOB_CLOSE_UNPAID, gather_overdue, &max_rows,
+							   NULL, OeOrderCloseOverdue);
 	SPI_finish();
 	return closed;
 }

@@ -138,33 +138,13 @@ rows_one_by_one(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
 	return done;
 }
 
-/*
- * The whole batch first, in one subtransaction (one xid, whatever the
- * batch size).  Only if a row fails is the batch run again row by row, to
- * find the bad row and quarantine it.  Transient errors are re-thrown
- * outside any subtransaction: the caller retries the whole batch later.
- */
-int64
-OeJobProcessRows(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
-{
-	ErrorData  *edata = NULL;
-
-	if (nitems == 0)
-		return 0;
-	if (run_in_subtransaction(items, nitems, fn, &edata))
-		return nitems;
-	if (error_is_transient(edata->sqlerrcode))
-		ReThrowError(edata);
-	FreeErrorData(edata);
-	return rows_one_by_one(job, items, nitems, fn);
-}
-
 /* the set-based attempt of OeJobProcessBatch, in its subtransaction */
 typedef struct GatheredWork
 {
 	OeGatherFunction gather;
 	void	   *arg;
-	OeBatchFunction batch;
+	OeBatchFunction batch;		/* or NULL: fn on each item */
+	OeRowFunction fn;
 	int			n;
 } GatheredWork;
 
@@ -175,8 +155,11 @@ gathered_work(void *arg)
 	int64	   *items;
 
 	w->n = w->gather(w->arg, &items);
-	if (w->n > 0)
+	if (w->n > 0 && w->batch != NULL)
 		w->batch(items, w->n);
+	else
+		for (int i = 0; i < w->n; i++)
+			w->fn(items[i]);
 	return true;
 }
 
@@ -185,7 +168,7 @@ OeJobProcessBatch(OeJobId job, OeGatherFunction gather, void *arg,
 				  OeBatchFunction batch, OeRowFunction fn)
 {
 	ErrorData  *edata = NULL;
-	GatheredWork whole = {gather, arg, batch, 0};
+	GatheredWork whole = {gather, arg, batch, fn, 0};
 	int64	   *items;
 	int			nitems;
 

@@ -6,8 +6,8 @@
  *	  the background worker.
  *
  * A job's batch function runs inside the caller's transaction and returns
- * the rows it handled.  Rows are processed one by one in subtransactions
- * (OeJobProcessRows): a row that fails with a non-transient error is put
+ * the rows it handled.  Rows are processed in subtransactions
+ * (OeJobProcessBatch): a row that fails with a non-transient error is put
  * in quarantine with its error and skipped from then on, so one bad row
  * never stops the others.
  *
@@ -86,20 +86,21 @@ extern const char *OeJobName(OeJobId job);
  */
 #define OE_JOB_STOCK_LOCK_TIMEOUT_MS	200
 
-/* process items one by one; returns how many succeeded */
-extern int64 OeJobProcessRows(OeJobId job, const int64 *items, int nitems,
-							  OeRowFunction fn);
-
 /*
- * A set-based batch whose items gather(arg, &items) finds and locks
- * (returning how many).  First gather and batch(items, n), which does the
- * whole batch's work in a few statements, run in one subtransaction: so
- * the rows the batch updates are locked by the subtransaction that updates
- * them (a row locked by the transaction and updated by a subtransaction of
- * it gets a MultiXact for its xmax, which every later reader of the row
- * has to look up).  If that fails, gather runs again in the transaction
- * and the items go row by row through fn as above (quarantining the bad
- * row).  Returns how many items were done.
+ * A batch of items that gather(arg, &items) finds and locks (returning
+ * how many).  First gather and the whole batch's work run in one
+ * subtransaction (one xid, whatever the batch size): batch(items, n) when
+ * set, which does it in a few statements, else fn on each item.  So the
+ * rows the batch changes are locked by the subtransaction that changes
+ * them: a row locked by the transaction and updated or deleted by a
+ * subtransaction of it gets a MultiXact for its xmax, which every later
+ * reader of the row has to look up (the sweep spent a tenth of its time
+ * in GetMultiXactIdMembers when its holds were locked before).  If that
+ * fails with a non-transient error, gather runs again in the transaction
+ * and the items go through fn one by one, each in its own subtransaction,
+ * the bad one quarantined.  Transient errors are re-thrown outside any
+ * subtransaction: the caller retries the whole batch later.  Returns how
+ * many items were done.
  */
 typedef int (*OeGatherFunction) (void *arg, int64 **items);
 typedef void (*OeBatchFunction) (const int64 *items, int n);
