@@ -40,6 +40,9 @@
 #   USAGE, as from SQL
 #   columns are found by their   the kept column numbers never forgotten   regress 104_direct_write_caches
 #   current names
+#   a batch locks its rows in    rows gathered (locked) in the transaction regress 400_orders
+#   the subtransaction that      and changed row by row in subtransactions
+#   changes them
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -177,6 +180,9 @@ mutate "a column default's nextval checks USAGE of its sequence, as from SQL" sr
 mutate "a direct write finds its columns by their current names" src/common/direct_insert.c \
     's/(forget_table\(Datum arg, Oid relid\)\n\{)/$1\n\treturn;/' \
     regress 104_direct_write_caches
+mutate "a job's batch locks its rows in the subtransaction that changes them" src/jobs/jobs.c \
+    's/\tif \(OeRunInSubtransaction\(gathered_work, &whole, &edata\)\)\n\t\treturn whole.n;/\tnitems = gather(arg, &items);\n\treturn rows_one_by_one(job, items, nitems, fn);/' \
+    regress 400_orders
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
 if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&
@@ -191,11 +197,12 @@ if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock
     cmp -s "$WORK/src/src/common/index_cache.c" "$M/src/src/common/index_cache.c" &&
     cmp -s "$WORK/src/src/worker/worker.c" "$M/src/src/worker/worker.c" &&
     cmp -s "$WORK/src/src/common/direct_insert.c" "$M/src/src/common/direct_insert.c" &&
+    cmp -s "$WORK/src/src/jobs/jobs.c" "$M/src/src/jobs/jobs.c" &&
     run_test isolation stock_opposite_order && run_test regress 101_stock && run_test regress 102_escrow && run_test regress 104_direct_write_caches && run_test isolation escrow_last_unit && run_test isolation escrow_restock_vs_fold &&
     run_test isolation stock_limit_set_during_reserve && run_test isolation stock_last_unit &&
     run_test isolation idem_finish_race && run_test tap 506_sweep_free_buckets &&
     run_test tap 205_id_flush && run_test tap 505_worker_settings && run_test tap 508_expiry_gather &&
-    run_test tap 895_cdc; then
+    run_test tap 895_cdc && run_test regress 400_orders; then
     echo "ok - the unmutated code passes the same tests"; PASSED=$((PASSED + 1))
 else
     echo "not ok - the unmutated code fails one of the tests"; FAILED=$((FAILED + 1))

@@ -147,6 +147,11 @@ cat >"$BENCH_DIR/reserve_long.sql" <<'EOF2'
 SELECT order_engine.reserve(nextval('rno'), ARRAY[2]::bigint[], ARRAY[1]::bigint[], '1 hour');
 EOF2
 
+# worker_ticks PID: the CPU time of a process so far, in clock ticks (0 if gone)
+worker_ticks() {
+    [ -n "$1" ] && [ -r "/proc/$1/stat" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0
+}
+
 # worker_setting DATABASE ARCHIVE_AFTER: for the next restart
 worker_setting() {
     BENCH_DB=postgres bench_psql -q -c "ALTER SYSTEM SET order_engine.database = '$1'" \
@@ -170,10 +175,18 @@ for round in $(seq 1 "$ROUNDS"); do
 
     worker_setting bench_run 2147483647
     bench_fresh_db bench_tpl
+    # the worker's own CPU while it sweeps (utime + stime of its process)
+    WPID=$(bench_psql -At -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'order_engine worker' AND datname = 'bench_run'")
+    W0=$(worker_ticks "$WPID")
     bench_pgbench reserve_1s_holds_swept "$BENCH_DIR/reserve.sql"; SWEEPING="$SWEEPING $BENCH_TPS"
+    W1=$(worker_ticks "$WPID")
+    RELEASED=$(bench_psql -At -c "SELECT count(*) FROM order_engine.stock_hold WHERE state = 'released' AND order_no < 20000000")
     bench_psql -At -c "SELECT '   the worker released ' || count(*) FILTER (WHERE state = 'released') || ' of '
                               || count(*) || ' 1-second holds, archived ' || (SELECT count(*) FROM order_engine_archive.orders) || ' orders'
                          FROM order_engine.stock_hold WHERE order_no < 20000000"
+    awk -v t=$((W1 - W0)) -v hz="$(getconf CLK_TCK)" -v s="$BENCH_SECONDS" -v n="$RELEASED" 'BEGIN {
+        printf "   the worker used %.0f%% of a core, %.1f us of CPU per released hold\n",
+            100 * t / hz / s, (n > 0) ? 1e6 * t / hz / n : 0 }'
 done
 echo "-- mean tps over $ROUNDS rounds"
 printf '%-40s %10.0f tps\n' reserve_worker_off "$(bench_mean "$OFF")" \
