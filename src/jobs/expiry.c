@@ -166,9 +166,9 @@ static OeQuery select_due_holds_of_row = {
  * batch's subtransaction, not before it (gather_due_holds runs there): a
  * row locked by the transaction and updated by its subtransaction gets a
  * MultiXact for its xmax, which every later reader of the row has to look
- * up.  The holds' were taken before it until 1.0's library, and the
- * sweep's next scans of the expiry index spent a tenth of the worker's
- * time in GetMultiXactIdMembers on the versions the batches had left.
+ * up.  The holds' used to be taken before it, and the sweep's next scans
+ * of the expiry index spent a tenth of the worker's time in
+ * GetMultiXactIdMembers on the versions the batches had left.
  */
 static const OeStockBucketRef *batch_only;
 
@@ -194,11 +194,6 @@ release_batch(const int64 *orders, int n)
 	(void) OeStockReleaseHeldHolds(batch_hold_orders, batch_hold_skus, batch_nholds);
 }
 
-/*
- * One batch: with by_bucket_row (the worker's sweep) the due holds of the
- * oldest due hold's bucket row, else due holds of whole orders (the SQL
- * function release_expired, whose answer counts orders).
- */
 /*
  * The batch's due holds, locked (FOR UPDATE SKIP LOCKED), into batch_*;
  * *orders_out: their orders, each once.  OeJobProcessBatch runs it in the

@@ -85,35 +85,20 @@ quarantine(OeJobId job, int64 item, ErrorData *edata)
 			 errhint("See order_engine.quarantine; delete the row there to retry it.")));
 }
 
-/* a slice of a batch, run in one internal subtransaction */
-typedef struct RowsWork
+/* one item, run in one internal subtransaction */
+typedef struct RowWork
 {
-	const int64 *items;
-	int			n;
+	int64		item;
 	OeRowFunction fn;
-} RowsWork;
+} RowWork;
 
 static bool
-rows_work(void *arg)
+row_work(void *arg)
 {
-	RowsWork   *w = (RowsWork *) arg;
+	RowWork    *w = (RowWork *) arg;
 
-	for (int i = 0; i < w->n; i++)
-		w->fn(w->items[i]);
+	w->fn(w->item);
 	return true;
-}
-
-/*
- * Run fn on items[0..n) in one subtransaction.  On an error the
- * subtransaction is rolled back and the error returned in *edata.
- */
-static bool
-run_in_subtransaction(const int64 *items, int n, OeRowFunction fn,
-					  ErrorData **edata)
-{
-	RowsWork	w = {items, n, fn};
-
-	return OeRunInSubtransaction(rows_work, &w, edata);
 }
 
 /* items one by one, each in its subtransaction, quarantining a bad one */
@@ -125,7 +110,10 @@ rows_one_by_one(OeJobId job, const int64 *items, int nitems, OeRowFunction fn)
 
 	for (int i = 0; i < nitems; i++)
 	{
-		if (run_in_subtransaction(&items[i], 1, fn, &edata))
+		RowWork		w = {items[i], fn};
+
+		/* on an error the subtransaction is rolled back, the error in edata */
+		if (OeRunInSubtransaction(row_work, &w, &edata))
 		{
 			done++;
 			continue;
