@@ -17,7 +17,7 @@ SELECT v.version AS version_without_update_test
   FROM pg_available_extension_versions v
   JOIN pg_available_extensions a ON a.name = v.name
  WHERE v.name = 'order_engine' AND v.version <> a.default_version
-   AND v.version NOT IN ('0.1', '0.2', '0.3', '0.4', '0.5', '0.6', '0.7', '0.8');
+   AND v.version NOT IN ('0.1', '0.2', '0.3', '0.4', '0.5', '0.6', '0.7', '0.8', '0.9');
 
 -- the documented roles exist, and the admin role has the app role's rights
 SELECT rolname, rolcanlogin FROM pg_roles
@@ -136,6 +136,17 @@ BEGIN
                   FROM order_engine.stock WHERE sku_id IN (1001, 1002));
         RETURN NEXT;
         what := 'audit after'; got := (SELECT bool_and(ok)::text FROM order_engine.stock_audit()); RETURN NEXT;
+        -- 1.0: a hold is journaled by its row alone, the holds of older
+        -- versions (journaled twice in stock_movement) once in stock_journal
+        what := 'journal';
+        got := (SELECT string_agg(format('%s %s: %s', j.sku_id, j.kind, j.n), ', ' ORDER BY j.sku_id, j.kind)
+                  FROM (SELECT sku_id, kind, count(*) AS n FROM order_engine.stock_journal
+                         WHERE kind IN ('hold', 'confirm', 'release', 'return') GROUP BY 1, 2) j);
+        RETURN NEXT;
+        what := 'new holds in stock_movement';
+        got := (SELECT count(*) FROM order_engine.stock_movement WHERE order_no IN (1, 9001, 10))::text
+            || ' of ' || (SELECT count(*) FROM order_engine.stock_journal WHERE order_no IN (1, 9001, 10));
+        RETURN NEXT;
     END IF;
     IF v >= '0.3' THEN
         what := 'next id is new';
@@ -261,6 +272,35 @@ CREATE EXTENSION order_engine VERSION '0.8';
 SELECT public.upg_fill('0.8');
 ALTER EXTENSION order_engine UPDATE;
 SELECT * FROM public.upg_check('0.8');
+DROP EXTENSION order_engine;
+TRUNCATE public.upg_ids, public.upg_tokens;
+
+CREATE EXTENSION order_engine VERSION '0.9';
+SELECT public.upg_fill('0.9');
+-- 0.9: an escrow SKU, a hold folded, one not, one released (the counter
+-- hands out units from the commit of set_escrow on)
+SELECT order_engine.restock(1003, 10);
+SELECT order_engine.set_escrow(1003);
+SELECT order_engine.reserve(11, ARRAY[1003]::bigint[], ARRAY[2]::bigint[]);
+SELECT order_engine.fold_escrow();
+SELECT order_engine.reserve(12, ARRAY[1003]::bigint[], ARRAY[1]::bigint[]);
+SELECT order_engine.reserve(13, ARRAY[1003]::bigint[], ARRAY[3]::bigint[]);
+SELECT order_engine.release(13);
+-- the library journals each hold while the schema is older than 1.0: the
+-- audit of 0.9 sums stock_movement alone
+SELECT bool_and(ok) AS audit_of_0_9 FROM order_engine.stock_audit();
+ALTER EXTENSION order_engine UPDATE;
+SELECT * FROM public.upg_check('0.9');
+-- 1.0 folds and releases the escrow holds 0.9 made without a journal row;
+-- each hold is in stock_journal once
+SELECT order_engine.fold_escrow() AS folded;
+SELECT order_engine.release(11) + order_engine.release(12) AS released;
+SELECT count(*) AS journal_rows_of_1_0 FROM order_engine.stock_movement
+ WHERE order_no IN (11, 12) AND movement_id > (SELECT max(movement_id) FROM order_engine.stock_movement
+                                               WHERE order_no = 13);
+SELECT order_no, kind, d_available, d_held, d_sold FROM order_engine.stock_journal
+ WHERE sku_id = 1003 ORDER BY order_no NULLS FIRST, kind;
+SELECT ok, detail FROM order_engine.stock_audit() WHERE sku_id = 1003;
 DROP EXTENSION order_engine;
 
 DROP FUNCTION public.upg_fill(text), public.upg_check(text);

@@ -20,7 +20,7 @@ SELECT reserve(1020001, '{102001}', '{3}') AS held;
 SELECT reserve(1020001, '{102001}', '{3}') AS repeat_holds_nothing_twice;
 SELECT order_no, qty, state, buckets, bucket_qtys FROM stock_hold WHERE sku_id = 102001 ORDER BY order_no;
 SELECT available, held, sold FROM stock WHERE sku_id = 102001;
-SELECT count(*) AS hold_journal_rows FROM stock_movement WHERE sku_id = 102001 AND kind = 'hold';
+SELECT count(*) AS hold_journal_rows FROM stock_journal WHERE sku_id = 102001 AND kind = 'hold';
 SELECT ok, detail FROM stock_audit() WHERE sku_id = 102001;
 
 -- all or nothing across an escrow SKU and a plain one: the plain line is
@@ -54,8 +54,8 @@ SELECT reserve(1020007, '{102001}', '{1}') AS sold_out;
 -- a hold not yet folded: confirm folds it first
 SELECT confirm(1020006) AS confirmed;
 SELECT order_no, state, buckets, bucket_qtys FROM stock_hold WHERE order_no = 1020006;
-SELECT kind, d_available, d_held, d_sold FROM stock_movement
- WHERE order_no = 1020006 ORDER BY movement_id;
+SELECT kind, d_available, d_held, d_sold FROM stock_journal
+ WHERE order_no = 1020006 ORDER BY array_position('{hold,confirm,release,return}', kind);
 
 -- try_deduct and write-offs take from the counter too
 SELECT restock(102001, 4) AS available;

@@ -48,8 +48,8 @@ SELECT sku_id, available, held, sold FROM order_engine.stock WHERE sku_id = 4103
 SELECT order_engine.cancel_order(41003, 'changed my mind');
 SELECT order_engine.cancel_order(41003);
 SELECT sku_id, available, held, sold FROM order_engine.stock WHERE sku_id = 4103;
-SELECT kind, d_available, d_held, d_sold FROM order_engine.stock_movement
- WHERE order_no = 41003 ORDER BY movement_id;
+SELECT kind, d_available, d_held, d_sold FROM order_engine.stock_journal
+ WHERE order_no = 41003 ORDER BY array_position('{hold,confirm,release,return}', kind);
 -- the allowance is back: buyer 9 may hold 2 units of 4103 again
 SELECT order_engine.place_order(41013, 9, 900, '[{"sku_id": 4103, "qty": 2}]');
 SELECT payment_ref, order_no, amount, outcome, order_status FROM order_engine.refunds_due

@@ -43,6 +43,10 @@
 #   a batch locks its rows in    rows gathered (locked) in the transaction regress 400_orders
 #   the subtransaction that      and changed row by row in subtransactions
 #   changes them
+#   from 1.0 a hold is journaled the journal rows of a hold written        regress 101_stock
+#   by its row alone             to stock_movement too
+#   a schema before 1.0 journals no hold journaled on an older schema      regress 101_stock
+#   each hold                    (its audit, run by 001_extension, fails)
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -183,6 +187,12 @@ mutate "a direct write finds its columns by their current names" src/common/dire
 mutate "a job's batch locks its rows in the subtransaction that changes them" src/jobs/jobs.c \
     's/\tif \(OeRunInSubtransaction\(gathered_work, &whole, &edata\)\)\n\t\treturn whole.n;/\tnitems = gather(arg, &items);\n\treturn rows_one_by_one(job, items, nitems, fn);/' \
     regress 400_orders
+mutate "from 1.0 a hold is journaled by its hold row alone" src/stock/stock_hold.c \
+    's/return !OeTableExists\("stock_journal"\);/return true;/' \
+    regress 101_stock
+mutate "a schema before 1.0 journals each hold in stock_movement" src/stock/stock_hold.c \
+    's/return !OeTableExists\("stock_journal"\);/return false;/' \
+    regress 101_stock
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
 if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&

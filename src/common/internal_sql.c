@@ -135,7 +135,7 @@ OeRequireOwnerScope(void)
  * dropped with every pg_class or namespace invalidation, which ALTER
  * EXTENSION ... UPDATE and DROP/CREATE EXTENSION send.
  */
-#define OE_SCHEMA_CHECKS	8
+#define OE_SCHEMA_CHECKS	16
 
 typedef struct SchemaCheck
 {

@@ -284,6 +284,46 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'oe_fold_escrow';
 
 /*
+ * The movement journal (1.0): stock_movement's rows, and each hold's
+ * hold, confirm and release read from its stock_hold row, which from 1.0
+ * on is the hold's only record of them (the seeds' 预占流水; before 1.0 a
+ * journal row repeated each).  Rows of those three kinds in
+ * stock_movement were written before 1.0, or by a backend that still runs
+ * an older library; the hold row says the same, so they are left out
+ * here.  An escrow hold moves units from escrow to held when it is folded
+ * (until then they count in escrow); a confirmed hold that was returned
+ * (a 'return' row names its order and SKU) ends released, so its
+ * confirmation is read from that row.  stock_audit() sums this view.
+ */
+CREATE VIEW @extschema@.stock_journal AS
+    SELECT m.movement_id, m.sku_id, m.kind, m.d_available, m.d_held, m.d_sold,
+           m.order_no, m.reason, m.created_at
+      FROM @extschema@.stock_movement m
+     WHERE m.kind <> ALL (ARRAY['hold', 'confirm', 'release'])
+    UNION ALL
+    SELECT NULL::bigint, h.sku_id, 'hold', -h.qty, h.qty, 0::bigint, h.order_no, NULL::text,
+           h.created_at
+      FROM @extschema@.stock_hold h
+     WHERE h.state <> 'held' OR pg_catalog.cardinality(h.buckets) >= 1
+    UNION ALL
+    SELECT NULL::bigint, h.sku_id, x.kind, x.d_available, -h.qty, x.d_sold, h.order_no, NULL::text,
+           x.at
+      FROM @extschema@.stock_hold h
+      LEFT JOIN (SELECT DISTINCT r.order_no, r.sku_id FROM @extschema@.stock_movement r
+                  WHERE r.kind = 'return') rt ON rt.order_no = h.order_no AND rt.sku_id = h.sku_id
+      CROSS JOIN LATERAL (SELECT rt.order_no IS NOT NULL AS returned) ret
+      CROSS JOIN LATERAL (SELECT CASE WHEN h.state = 'confirmed' OR ret.returned THEN 'confirm'
+                                      ELSE 'release' END AS kind,
+                                 CASE WHEN h.state = 'confirmed' OR ret.returned THEN 0 ELSE h.qty END
+                                     AS d_available,
+                                 CASE WHEN h.state = 'confirmed' OR ret.returned THEN h.qty ELSE 0 END
+                                     AS d_sold,
+                                 -- a returned hold's updated_at is its return's
+                                 CASE WHEN h.state = 'confirmed' OR NOT ret.returned THEN h.updated_at END
+                                     AS at) x
+     WHERE h.state <> 'held';
+
+/*
  * The audit is a read-only query over the stock tables; SQL says it best.
  */
 CREATE FUNCTION @extschema@.stock_audit()
@@ -297,11 +337,12 @@ AS $audit$
                pg_catalog.bool_or(sb.available < 0 OR sb.held < 0 OR sb.sold < 0 OR sb.escrow < 0) AS negative
           FROM @extschema@.stock_bucket sb GROUP BY sb.sku_id
     ), j AS (
+        -- the journal: stock_movement and the hold rows (1.0)
         SELECT m.sku_id, pg_catalog.sum(m.d_available) AS a, pg_catalog.sum(m.d_held) AS h,
                pg_catalog.sum(m.d_sold) AS s,
                pg_catalog.sum(m.d_available + m.d_held + m.d_sold) AS total,
                COALESCE(pg_catalog.sum(m.d_sold) FILTER (WHERE m.kind = 'sale'), 0) AS direct
-          FROM @extschema@.stock_movement m GROUP BY m.sku_id
+          FROM @extschema@.stock_journal m GROUP BY m.sku_id
     ), h AS (
         SELECT sh.sku_id,
                -- an escrow hold not yet folded has no bucket parts: its
@@ -1216,7 +1257,7 @@ $audit$;
  * keeps the chain's places: the grants above the loop are the ones the
  * chain made while the installing superuser owned the objects (0.1 to
  * 0.6), the ones below it those it made on objects order_engine_owner
- * owned already (0.6's schemas, the objects of 0.7, 0.8 and 0.9).
+ * owned already (0.6's schemas, the objects of 0.7, 0.8, 0.9 and 1.0).
  * ------------------------------------------------------------------ */
 
 REVOKE ALL ON SCHEMA @extschema@ FROM PUBLIC;
@@ -1383,6 +1424,10 @@ REVOKE ALL ON FUNCTION @extschema@.set_escrow(bigint, boolean), @extschema@.fold
 GRANT EXECUTE ON FUNCTION @extschema@.set_escrow(bigint, boolean), @extschema@.fold_escrow(integer)
     TO order_engine_admin;
 
+-- 1.0
+REVOKE ALL ON @extschema@.stock_journal FROM PUBLIC;
+GRANT SELECT ON @extschema@.stock_journal TO order_engine_admin;
+
 /* ------------------------------------------------------------------
  * comments: every role, schema, table, view, sequence and function says
  * what it is in \d+ and \df+
@@ -1410,7 +1455,9 @@ COMMENT ON COLUMN @extschema@.stock_bucket.escrow IS
 COMMENT ON TABLE @extschema@.stock_hold IS
     'order_engine: stock held for an order, per SKU: held until confirmed (sold) or released (back to available) or expired';
 COMMENT ON TABLE @extschema@.stock_movement IS
-    'order_engine: journal of stock deltas (restock, write_off, hold, confirm, release, sale)';
+    'order_engine: journal of the stock deltas no hold row records (restock, write_off, sale, return; hold, confirm and release before 1.0); read the whole journal in stock_journal';
+COMMENT ON VIEW @extschema@.stock_journal IS
+    'order_engine: the movement journal, one row per stock delta: stock_movement''s rows and each hold''s hold, confirm and release, read from its stock_hold row (1.0); stock_audit sums it';
 COMMENT ON TABLE @extschema@.purchase_tally IS
     'order_engine: units of a SKU a buyer holds or bought (held + confirmed holds), for purchase limits';
 COMMENT ON FUNCTION @extschema@.restock(bigint, bigint, text) IS

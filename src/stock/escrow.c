@@ -35,27 +35,39 @@
 #include "stock/stock.h"
 #include "stock/stock_internal.h"
 
-/* fold the named holds that are held escrow holds: held, journal, parts */
+/*
+ * Fold the named holds that are held escrow holds: their parts, and their
+ * units from escrow into held.  From 1.0 the folded hold row is its own
+ * journal; before, the journal got a hold row for each (sku_id order).
+ */
 enum
 {
 	Anum_fold_holds = 1,
 	Anum_fold_skus,
 	Anum_fold_rows
 };
+#define FOLD_HOLDS \
+	"WITH f AS (" \
+	"  UPDATE order_engine.stock_hold h" \
+	"     SET buckets = ARRAY[0], bucket_qtys = ARRAY[h.qty], updated_at = pg_catalog.now()" \
+	"    FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(order_no, sku_id)" \
+	"   WHERE h.order_no OPERATOR(pg_catalog.=) d.order_no AND h.sku_id OPERATOR(pg_catalog.=) d.sku_id" \
+	"     AND h.state OPERATOR(pg_catalog.=) 'held' AND h.buckets OPERATOR(pg_catalog.=) '{}'::pg_catalog.int4[]" \
+	"  RETURNING h.order_no, h.sku_id, h.qty)," \
+	" x AS (SELECT f.sku_id, pg_catalog.sum(f.qty)::pg_catalog.int8 AS qty FROM f GROUP BY f.sku_id)," \
+	" b AS (" \
+	"  UPDATE order_engine.stock_bucket sb" \
+	"     SET escrow = sb.escrow OPERATOR(pg_catalog.-) x.qty, held = sb.held OPERATOR(pg_catalog.+) x.qty" \
+	"    FROM x WHERE sb.sku_id OPERATOR(pg_catalog.=) x.sku_id AND sb.bucket OPERATOR(pg_catalog.=) 0" \
+	"  RETURNING 1)"
 static OeQuery fold_holds = {
-	"WITH f AS ("
-	"  UPDATE order_engine.stock_hold h"
-	"     SET buckets = ARRAY[0], bucket_qtys = ARRAY[h.qty], updated_at = pg_catalog.now()"
-	"    FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(order_no, sku_id)"
-	"   WHERE h.order_no OPERATOR(pg_catalog.=) d.order_no AND h.sku_id OPERATOR(pg_catalog.=) d.sku_id"
-	"     AND h.state OPERATOR(pg_catalog.=) 'held' AND h.buckets OPERATOR(pg_catalog.=) '{}'::pg_catalog.int4[]"
-	"  RETURNING h.order_no, h.sku_id, h.qty),"
-	" x AS (SELECT f.sku_id, pg_catalog.sum(f.qty)::pg_catalog.int8 AS qty FROM f GROUP BY f.sku_id),"
-	" b AS ("
-	"  UPDATE order_engine.stock_bucket sb"
-	"     SET escrow = sb.escrow OPERATOR(pg_catalog.-) x.qty, held = sb.held OPERATOR(pg_catalog.+) x.qty"
-	"    FROM x WHERE sb.sku_id OPERATOR(pg_catalog.=) x.sku_id AND sb.bucket OPERATOR(pg_catalog.=) 0"
-	"  RETURNING 1),"
+	FOLD_HOLDS
+	" SELECT (SELECT pg_catalog.count(*) FROM f), (SELECT pg_catalog.count(*) FROM x),"
+	"        (SELECT pg_catalog.count(*) FROM b)",
+	2, {INT8ARRAYOID, INT8ARRAYOID}
+};
+static OeQuery fold_holds_journaled = {
+	FOLD_HOLDS ","
 	" j AS ("
 	"  INSERT INTO order_engine.stock_movement (sku_id, kind, d_available, d_held, d_sold, order_no)"
 	"  SELECT f.sku_id, 'hold', OPERATOR(pg_catalog.-) f.qty, f.qty, 0, f.order_no FROM f"
@@ -84,7 +96,7 @@ OeStockFoldHolds(const int64 *order_nos, const int64 *sku_ids, int n)
 		return 0;
 	v[0] = PointerGetDatum(OeInt8Array(order_nos, n));
 	v[1] = PointerGetDatum(OeInt8Array(sku_ids, n));
-	OeQueryRun(&fold_holds, v, NULL, false, 1);
+	OeQueryRun(OeStockJournalsHolds() ? &fold_holds_journaled : &fold_holds, v, NULL, false, 1);
 	holds = DatumGetInt64(OeQueryValue(Anum_fold_holds, &isnull));
 	skus = DatumGetInt64(OeQueryValue(Anum_fold_skus, &isnull));
 	rows = DatumGetInt64(OeQueryValue(Anum_fold_rows, &isnull));

@@ -65,7 +65,11 @@ typedef struct ReserveLine
 	StockPart  *parts;
 } ReserveLine;
 
-/* an escrow hold: journaled when it is folded (escrow.c) */
+/*
+ * A hold row.  From 1.0 it is the hold's journal (OeStockJournalsHolds);
+ * before, a hold got a journal row too, an escrow hold when it is folded
+ * (escrow.c).
+ */
 static SPIPlanPtr plan_escrow_hold_insert;
 static const char sql_escrow_hold_insert[] =
 "INSERT INTO order_engine.stock_hold"
@@ -106,13 +110,16 @@ line_cmp(const void *a, const void *b)
 }
 
 /*
- * The hold rows of a call and their journal rows by SQL, line by line:
- * when a table has what the direct insert does not do (insert_holds).
+ * The hold rows of a call (and before 1.0 their journal rows) by SQL,
+ * line by line: when a table has what the direct insert does not do
+ * (insert_holds).
  */
 static void
 insert_holds_sql(int64 order_no, ReserveLine *lines, int nlines,
 				 TimestampTz expires_at, bool has_buyer, int64 buyer_id)
 {
+	bool		journaled = OeStockJournalsHolds();
+
 	for (int i = 0; i < nlines; i++)
 	{
 		static const Oid types[] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID,
@@ -128,7 +135,7 @@ insert_holds_sql(int64 order_no, ReserveLine *lines, int nlines,
 		if (!has_buyer)
 			nulls[4] = 'n';
 		parts_arrays(lines[i].parts, lines[i].nparts, &v[5], &v[6]);
-		if (lines[i].escrowed)
+		if (lines[i].escrowed || !journaled)
 			OeExecPlan(OeCachedPlan(&plan_escrow_hold_insert, sql_escrow_hold_insert, 7, types),
 					   v, nulls, false, 0);
 		else
@@ -137,8 +144,8 @@ insert_holds_sql(int64 order_no, ReserveLine *lines, int nlines,
 }
 
 /*
- * The hold rows of a call and one journal row per hold, by heap and index
- * access (common/direct_insert.c): the INSERTs' executor start-up was a
+ * The hold rows of a call (and before 1.0 one journal row per hold), by
+ * heap and index access (common/direct_insert.c): the INSERTs' executor start-up was a
  * third of a one-line reserve.  created_at is now(), as the column
  * defaults say.
  */
@@ -157,9 +164,10 @@ insert_holds(int64 order_no, ReserveLine *lines, int nlines,
 	Datum		held = CStringGetTextDatum("held");
 	Datum		hold = CStringGetTextDatum("hold");
 
-	/* an escrow hold is journaled when it is folded (escrow.c) */
-	for (int i = 0; i < nlines; i++)
-		journaled |= !lines[i].escrowed;
+	/* before 1.0; an escrow hold is journaled when it is folded (escrow.c) */
+	if (OeStockJournalsHolds())
+		for (int i = 0; i < nlines; i++)
+			journaled |= !lines[i].escrowed;
 	if (holds && journaled)
 		moves = OeDirectInsertBegin("stock_movement", lengthof(move_cols), move_cols);
 	if (holds == NULL || (journaled && moves == NULL))
@@ -186,7 +194,7 @@ insert_holds(int64 order_no, ReserveLine *lines, int nlines,
 		hv[9] = now;
 		OeDirectInsertRow(holds, hv, hn);
 	}
-	for (int i = 0; i < nlines; i++)
+	for (int i = 0; moves && i < nlines; i++)
 	{
 		Datum		mv[lengthof(move_cols)];
 		bool		mn[lengthof(move_cols)] = {false};

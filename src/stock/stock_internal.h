@@ -43,6 +43,9 @@ extern bool OeStockTake(int64 sku_id, int64 qty, int32 nbuckets, bool to_held,
 extern int	OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 								int64 da, int64 dh, int64 ds);
 
+/* stock_hold.c: does this schema (before 1.0) journal each hold's changes? */
+extern bool OeStockJournalsHolds(void);
+
 /* stock_tally.c: the buyer's purchase tally (SKUs with a limit) */
 extern void OeStockTallyAdd(int64 sku_id, int64 buyer_id, int64 qty,
 							bool has_limit, int64 limit);

@@ -64,6 +64,7 @@ INSERT INTO rel_matrix VALUES
     ('order_engine.stock_holds', '', 'SELECT'),
     ('order_engine.sku', '', 'SELECT'), ('order_engine.stock_bucket', '', 'SELECT'),
     ('order_engine.stock_hold', '', 'SELECT'), ('order_engine.stock_movement', '', 'SELECT'),
+    ('order_engine.stock_journal', '', 'SELECT'),
     ('order_engine.purchase_tally', '', 'SELECT'),
     ('order_engine.stock_movement_movement_id_seq', '', ''),
     ('order_engine.id_tags', '', 'SELECT'), ('order_engine.snowflake_hwm', '', 'SELECT'),

@@ -290,8 +290,10 @@ is(wait_in($node, $S, q{SELECT pg_catalog.count(*) FROM order_engine.stock_hold
                         WHERE state = 'held' AND buckets = '{}'}, '0'),
 	'0', 'the worker folds every escrow hold');
 is(bucket($node, $S, 1), '30|0|20|0', 'their 20 units moved from escrow to held');
-is(q_in($node, $S, q{SELECT pg_catalog.count(*) FROM order_engine.stock_movement
+is(q_in($node, $S, q{SELECT pg_catalog.count(*) FROM order_engine.stock_journal
                      WHERE sku_id = 1 AND kind = 'hold'}), '10', 'and each hold is journaled');
+is(q_in($node, $S, q{SELECT pg_catalog.count(*) FROM order_engine.stock_movement
+                     WHERE sku_id = 1 AND kind = 'hold'}), '0', 'by its hold row alone (1.0)');
 cmp_ok(q_in($node, $S, q{SELECT runs FROM order_engine.worker_status
                          WHERE datname = 'shop' AND job = 'fold_escrow'}), '>', 0,
 	'worker_status shows fold_escrow runs');
