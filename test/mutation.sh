@@ -139,11 +139,11 @@ mutate "a limit set during a reserve counts its hold" src/stock/stock_admin.c \
 mutate "a table with a trigger gets the INSERT or UPDATE, which fires it" src/common/direct_access.c \
     's/\tif \(rel->trigdesc != NULL\)\n/\tif (false)\n/' \
     regress 101_stock
-mutate "a bucket row's condition is rechecked on the version locked" src/stock/bucket_row.c \
-    's/\tif \(counts\[0\] >= min_available\)\n/\tif (true)\n/' \
+mutate "a bucket row's condition is rechecked on the version locked" src/common/direct_update.c \
+    's/\t\tif \(condition\(rel, locked, arg\)\)\n/\t\tif (true)\n/' \
     isolation stock_last_unit
-mutate "a finish rechecks its claim on the version it locked" src/idem/idem_key_row.c \
-    's/\t\t\tif \(held_by\(locked, rel, &c, owner, claim_hash\)\)\n/\t\t\tif (true)\n/' \
+mutate "a finish rechecks its claim on the version it locked" src/common/direct_update.c \
+    's/\t\tif \(condition\(rel, locked, arg\)\)\n/\t\tif (true)\n/' \
     isolation idem_finish_race
 mutate "a sweep batch locks one bucket row, not every row of the SKU" src/jobs/expiry.c \
     's/\treturn release_expired\(max_rows, true\);/\treturn release_expired(max_rows, false);/' \
@@ -201,6 +201,7 @@ if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock
     cmp -s "$WORK/src/src/stock/stock_tally.c" "$M/src/src/stock/stock_tally.c" &&
     cmp -s "$WORK/src/src/common/direct_access.c" "$M/src/src/common/direct_access.c" &&
     cmp -s "$WORK/src/src/stock/bucket_row.c" "$M/src/src/stock/bucket_row.c" &&
+    cmp -s "$WORK/src/src/common/direct_update.c" "$M/src/src/common/direct_update.c" &&
     cmp -s "$WORK/src/src/idem/idem_key_row.c" "$M/src/src/idem/idem_key_row.c" &&
     cmp -s "$WORK/src/src/jobs/expiry.c" "$M/src/src/jobs/expiry.c" &&
     cmp -s "$WORK/src/src/stock/escrow_counter.c" "$M/src/src/stock/escrow_counter.c" &&

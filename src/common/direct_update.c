@@ -8,9 +8,10 @@
  * Used where an UPDATE statement's start-up was most of a hot call's cost
  * (stock/bucket_row.c, idem/idem_key_row.c).  The caller has checked that
  * the table has nothing else an UPDATE would honour (OeDirectWriteRefused
- * and OeDirectWriteAllowed, direct_access.c), found the version its
- * statement snapshot sees, and checks its own condition again on the
- * version OeDirectRowLock returns.  SSI, WAL, TOAST and pg_stat are the
+ * and OeDirectWriteAllowed, direct_access.c) and found the version its
+ * statement snapshot sees; OeDirectRowChange writes its new version and,
+ * when a concurrent transaction came first, checks the caller's condition
+ * again on the version OeDirectRowLock returns.  SSI, WAL, TOAST and pg_stat are the
  * heap and index AMs' own, as for the UPDATE.
  *
  *-------------------------------------------------------------------------
@@ -86,23 +87,89 @@ insert_index_entries(Relation rel, HeapTuple tup, bool only_summarizing)
 	FreeExecutorState(estate);
 }
 
-void
-OeDirectRowUpdate(Relation rel, ItemPointer tid, HeapTuple oldtup,
-				  const Datum *values, const bool *nulls, const bool *repl)
+/*
+ * heap_update of the version at *tid to newtup, waiting for a concurrent
+ * writer (wait = true, as the executor), and the index entries of a new
+ * version that is not heap-only
+ */
+static TM_Result
+write_version(Relation rel, ItemPointer tid, HeapTuple newtup)
 {
-	HeapTuple	newtup = heap_modify_tuple(oldtup, RelationGetDescr(rel),
-										   (Datum *) values, (bool *) nulls,
-										   (bool *) repl);
+	TM_FailureData tmfd;
+	LockTupleMode lockmode;
+	TM_Result	res;
 #if PG_VERSION_NUM >= 160000
 	TU_UpdateIndexes update_indexes;
 
-	simple_heap_update(rel, tid, newtup, &update_indexes);
-	if (update_indexes != TU_None)
+	res = heap_update(rel, tid, newtup, GetCurrentCommandId(true), InvalidSnapshot,
+					  true, &tmfd, &lockmode, &update_indexes);
+	if (res == TM_Ok && update_indexes != TU_None)
 		insert_index_entries(rel, newtup, update_indexes == TU_Summarizing);
 #else
-	simple_heap_update(rel, tid, newtup);
-	if (!HeapTupleIsHeapOnly(newtup))
+	res = heap_update(rel, tid, newtup, GetCurrentCommandId(true), InvalidSnapshot,
+					  true, &tmfd, &lockmode);
+	if (res == TM_Ok && !HeapTupleIsHeapOnly(newtup))
 		insert_index_entries(rel, newtup, false);
 #endif
+	return res;
+}
+
+/* version with the caller's new columns */
+static HeapTuple
+new_version(Relation rel, HeapTuple version, OeRowNewColumns new_columns, void *arg)
+{
+	int			natts = RelationGetDescr(rel)->natts;
+	Datum	   *values = palloc0(sizeof(Datum) * natts);
+	bool	   *nulls = palloc0(sizeof(bool) * natts);
+	bool	   *repl = palloc0(sizeof(bool) * natts);
+	HeapTuple	tup;
+
+	new_columns(rel, version, arg, values, nulls, repl);
+	tup = heap_modify_tuple(version, RelationGetDescr(rel), values, nulls, repl);
+	pfree(values);
+	pfree(nulls);
+	pfree(repl);
+	return tup;
+}
+
+bool
+OeDirectRowChange(Relation rel, HeapTuple visible, Snapshot snap,
+				  const char *what, OeRowCondition condition,
+				  OeRowNewColumns new_columns, void *arg)
+{
+	HeapTuple	newtup = new_version(rel, visible, new_columns, arg);
+	ItemPointerData tid = visible->t_self;
+	TM_Result	res;
+	TupleTableSlot *slot;
+	bool		changed = false;
+	res = write_version(rel, &tid, newtup);
 	heap_freetuple(newtup);
+	if (res == TM_Ok)
+		return true;
+	if (res != TM_Updated && res != TM_Deleted)
+		elog(ERROR, "order_engine: unexpected result %d updating %s", (int) res, what);
+
+	/* another transaction changed it first: its newest version, locked */
+	slot = table_slot_create(rel, NULL);
+	if (OeDirectRowLock(rel, &tid, snap, slot, what))
+	{
+		bool		should_free;
+		HeapTuple	locked = ExecFetchSlotHeapTuple(slot, true, &should_free);
+
+		if (condition(rel, locked, arg))
+		{
+			/* locked: nobody else can change it before we do */
+			newtup = new_version(rel, locked, new_columns, arg);
+			res = write_version(rel, &tid, newtup);
+			heap_freetuple(newtup);
+			if (res != TM_Ok)
+				elog(ERROR, "order_engine: unexpected result %d updating the locked %s",
+					 (int) res, what);
+			changed = true;
+		}
+		if (should_free)
+			heap_freetuple(locked);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	return changed;
 }

@@ -356,10 +356,46 @@ held_by(HeapTuple tup, Relation rel, const KeyCols *c, int64 owner,
 	return !isnull && bytes_equal(d, claim_hash);
 }
 
+/* a finish: the claim it must still hold, the response it stores */
+typedef struct KeyFinish
+{
+	const KeyCols *c;
+	int64		owner;
+	bytea	   *claim_hash;
+	Jsonb	   *response;
+} KeyFinish;
+
+static bool
+still_held(Relation rel, HeapTuple version, void *arg)
+{
+	KeyFinish  *fin = (KeyFinish *) arg;
+
+	return held_by(version, rel, fin->c, fin->owner, fin->claim_hash);
+}
+
+/* completed with the response; the claim columns cleared */
+static void
+completed(Relation rel, HeapTuple version, void *arg, Datum *values,
+		  bool *nulls, bool *repl)
+{
+	KeyFinish  *fin = (KeyFinish *) arg;
+	const KeyCols *c = fin->c;
+
+	values[c->state - 1] = CStringGetTextDatum("completed");
+	values[c->response - 1] = JsonbPGetDatum(fin->response);
+	values[c->completed_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	nulls[c->claim_owner - 1] = nulls[c->claim_pid - 1] = true;
+	repl[c->state - 1] = repl[c->response - 1] = repl[c->completed_at - 1] = true;
+	repl[c->claim_owner - 1] = repl[c->claim_pid - 1] = true;
+	if (c->claim_hash != InvalidAttrNumber)
+		nulls[c->claim_hash - 1] = repl[c->claim_hash - 1] = true;
+}
+
 int
 OeIdemKeyFinishDirect(text *scope, text *key, int64 owner, Jsonb *response,
 					  bytea *claim_hash)
 {
+	KeyFinish	fin;
 	Oid			pkey;
 	Relation	rel = open_keys(true, &pkey);
 	KeyCols		c;
@@ -372,39 +408,13 @@ OeIdemKeyFinishDirect(text *scope, text *key, int64 owner, Jsonb *response,
 	key_cols(rel, &c);
 	snap = OeStatementSnapshot();
 	tup = probe_key(rel, pkey, &c, scope, key, snap);
-	if (HeapTupleIsValid(tup) && held_by(tup, rel, &c, owner, claim_hash))
-	{
-		ItemPointerData tid = tup->t_self;
-		TupleTableSlot *slot = table_slot_create(rel, NULL);
-
-		if (OeDirectRowLock(rel, &tid, snap, slot, "an idempotency key"))
-		{
-			bool		should_free;
-			HeapTuple	locked = ExecFetchSlotHeapTuple(slot, true, &should_free);
-
-			/* the condition on the version we locked (EvalPlanQual's recheck) */
-			if (held_by(locked, rel, &c, owner, claim_hash))
-			{
-				Datum		values[MaxHeapAttributeNumber];
-				bool		nulls[MaxHeapAttributeNumber] = {false};
-				bool		repl[MaxHeapAttributeNumber] = {false};
-
-				values[c.state - 1] = CStringGetTextDatum("completed");
-				values[c.response - 1] = JsonbPGetDatum(response);
-				values[c.completed_at - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-				nulls[c.claim_owner - 1] = nulls[c.claim_pid - 1] = true;
-				repl[c.state - 1] = repl[c.response - 1] = repl[c.completed_at - 1] = true;
-				repl[c.claim_owner - 1] = repl[c.claim_pid - 1] = true;
-				if (c.claim_hash != InvalidAttrNumber)
-					nulls[c.claim_hash - 1] = repl[c.claim_hash - 1] = true;
-				OeDirectRowUpdate(rel, &tid, locked, values, nulls, repl);
-				result = 1;
-			}
-			if (should_free)
-				heap_freetuple(locked);
-		}
-		ExecDropSingleTupleTableSlot(slot);
-	}
+	fin.c = &c;
+	fin.owner = owner;
+	fin.claim_hash = claim_hash;
+	fin.response = response;
+	if (HeapTupleIsValid(tup) && still_held(rel, tup, &fin) &&
+		OeDirectRowChange(rel, tup, snap, "an idempotency key", still_held, completed, &fin))
+		result = 1;
 	if (HeapTupleIsValid(tup))
 		heap_freetuple(tup);
 	UnregisterSnapshot(snap);
