@@ -14,11 +14,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
+#include "storage/lmgr.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -128,6 +130,14 @@ OeRelationColumn(Relation rel, const char *name)
 			return att->attnum;
 	}
 	return InvalidAttrNumber;
+}
+
+SysScanDesc
+OeIndexProbeBegin(Relation rel, Oid index, Snapshot snap, int nkeys, ScanKey keys)
+{
+	/* a lock held already is found in the backend's own lock table */
+	LockRelationOid(index, AccessShareLock);
+	return systable_beginscan(rel, index, true, snap, nkeys, keys);
 }
 
 Snapshot

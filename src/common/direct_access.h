@@ -12,6 +12,7 @@
 
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
@@ -29,6 +30,17 @@ extern AttrNumber OeRelationColumn(Relation rel, const char *name);
  * before each statement, then GetTransactionSnapshot.
  */
 extern Snapshot OeStatementSnapshot(void);
+
+/*
+ * systable_beginscan(rel, index, true, snap, nkeys, keys) for the probes
+ * of the hot paths, the index's AccessShareLock kept to the end of the
+ * transaction, as the executor keeps the locks of the indexes it scans.
+ * systable_endscan gives back the lock its scan took: without one held
+ * already, every probe took the lock from the lock manager and gave it
+ * back (place_order probes a dozen times).  End it with systable_endscan.
+ */
+extern SysScanDesc OeIndexProbeBegin(Relation rel, Oid index, Snapshot snap,
+									 int nkeys, ScanKey keys);
 
 /*
  * Would an INSERT (update_keeps_keys false), or an UPDATE that changes no

@@ -251,7 +251,7 @@ probe_key(Relation rel, Oid pkey, const KeyCols *c, text *scope, text *key,
 		return tup;
 	text_key(&skey[0], rel, c->scope, scope);
 	text_key(&skey[1], rel, c->key, key);
-	scan = systable_beginscan(rel, pkey, true, snap, 2, skey);
+	scan = OeIndexProbeBegin(rel, pkey, snap, 2, skey);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
 		tup = heap_copytuple(tup);

@@ -165,7 +165,7 @@ probe_order_no(Oid relid, Oid pkey, int64 order_no, Snapshot snap)
 	bool		found;
 
 	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(order_no));
-	scan = systable_beginscan(rel, pkey, true, snap, 1, &skey);
+	scan = OeIndexProbeBegin(rel, pkey, snap, 1, &skey);
 	found = HeapTupleIsValid(systable_getnext(scan));
 	systable_endscan(scan);
 	table_close(rel, NoLock);

@@ -184,7 +184,7 @@ OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 	/* the version the statement's snapshot sees, changed if it qualifies */
 	ScanKeyInit(&key[0], ch.c.sku_id, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(sku_id));
 	ScanKeyInit(&key[1], ch.c.bucket, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(bucket));
-	scan = systable_beginscan(rel, pkey, true, snap, 2, key);
+	scan = OeIndexProbeBegin(rel, pkey, snap, 2, key);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup) && has_min_available(rel, tup, &ch) &&
 		OeDirectRowChange(rel, tup, snap, "a bucket row", has_min_available, add_deltas, &ch))

@@ -81,7 +81,7 @@ look_scan(LookRel *lr, int64 key, Snapshot snap)
 
 	/* heap attribute 1 is the first key column of all three tables */
 	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(key));
-	return systable_beginscan(lr->rel, lr->pkey, true, snap, 1, &skey);
+	return OeIndexProbeBegin(lr->rel, lr->pkey, snap, 1, &skey);
 }
 
 /*

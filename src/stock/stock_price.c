@@ -55,7 +55,7 @@ OeStockUnitPrices(int n, const int64 *sku_ids, Datum *prices, bool *has_price)
 
 		/* heap attribute 1, sku_id, is the key's column */
 		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(sku_ids[i]));
-		scan = systable_beginscan(rel, pkey, true, snap, 1, &skey);
+		scan = OeIndexProbeBegin(rel, pkey, snap, 1, &skey);
 		tup = systable_getnext(scan);
 		known = HeapTupleIsValid(tup);
 		if (known)
