@@ -187,10 +187,10 @@ mutate "a direct write finds its columns by their current names" src/common/dire
 mutate "a job's batch locks its rows in the subtransaction that changes them" src/jobs/jobs.c \
     's/\tif \(OeRunInSubtransaction\(gathered_work, &whole, &edata\)\)\n\t\treturn whole.n;/\tnitems = gather(arg, &items);\n\treturn rows_one_by_one(job, items, nitems, fn);/' \
     regress 400_orders
-mutate "from 1.0 a hold is journaled by its hold row alone" src/stock/stock_hold.c \
+mutate "from 1.0 a hold is journaled by its hold row alone" src/stock/stock_journal.c \
     's/return !OeTableExists\("stock_journal"\);/return true;/' \
     regress 101_stock
-mutate "a schema before 1.0 journals each hold in stock_movement" src/stock/stock_hold.c \
+mutate "a schema before 1.0 journals each hold in stock_movement" src/stock/stock_journal.c \
     's/return !OeTableExists\("stock_journal"\);/return false;/' \
     regress 101_stock
 
@@ -202,6 +202,7 @@ if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock
     cmp -s "$WORK/src/src/common/direct_access.c" "$M/src/src/common/direct_access.c" &&
     cmp -s "$WORK/src/src/stock/bucket_row.c" "$M/src/src/stock/bucket_row.c" &&
     cmp -s "$WORK/src/src/common/direct_update.c" "$M/src/src/common/direct_update.c" &&
+    cmp -s "$WORK/src/src/stock/stock_journal.c" "$M/src/src/stock/stock_journal.c" &&
     cmp -s "$WORK/src/src/idem/idem_key_row.c" "$M/src/src/idem/idem_key_row.c" &&
     cmp -s "$WORK/src/src/jobs/expiry.c" "$M/src/src/jobs/expiry.c" &&
     cmp -s "$WORK/src/src/stock/escrow_counter.c" "$M/src/src/stock/escrow_counter.c" &&

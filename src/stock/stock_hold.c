@@ -72,21 +72,6 @@ static const char sql_transition_journaled[] =
 " SELECT $2, $4, $5, $6, $7, $1 FROM h";
 
 /*
- * From 1.0 the hold row is the hold's journal, the seeds' 预占流水: the
- * view stock_journal reads each hold's hold, confirm and release from
- * stock_hold, and stock_audit sums them from there, so nothing writes them
- * to stock_movement (three rows and six index entries fewer per 3-line
- * placement).  A schema before 1.0, which this library serves until ALTER
- * EXTENSION ... UPDATE, has no stock_journal, and there every hold is
- * journaled as before.
- */
-bool
-OeStockJournalsHolds(void)
-{
-	return !OeTableExists("stock_journal");
-}
-
-/*
  * The worker's release of a batch, set-based: the holds, their bucket
  * parts, the buyers' tallies and the journal in one statement instead of
  * five statements per hold (release one hold, below).  Every bucket and

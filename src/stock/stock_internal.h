@@ -7,6 +7,7 @@
  *
  *	  stock.c			reserve (holds an order's lines)
  *	  stock_hold.c		confirm, release, due holds, binding a placed order's
+ *	  stock_journal.c	where a hold's journal lives (1.0: its row)
  *	  stock_take.c		taking units from bucket rows; try_deduct
  *	  stock_tally.c		the purchase tally
  *	  order_lock.c		the order number's lock
@@ -43,7 +44,7 @@ extern bool OeStockTake(int64 sku_id, int64 qty, int32 nbuckets, bool to_held,
 extern int	OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 								int64 da, int64 dh, int64 ds);
 
-/* stock_hold.c: does this schema (before 1.0) journal each hold's changes? */
+/* stock_journal.c: does this schema (before 1.0) journal each hold's changes? */
 extern bool OeStockJournalsHolds(void);
 
 /* stock_tally.c: the buyer's purchase tally (SKUs with a limit) */
