@@ -170,6 +170,12 @@ is($plain->safe_psql('postgres', q{
 	SELECT count(*) FILTER (WHERE NOT ok) FROM order_engine.stock_audit()}), '0', 'stock audit clean');
 is($plain->safe_psql('postgres', q{
 	SELECT count(*) FILTER (WHERE NOT ok) FROM order_engine.order_audit()}), '0', 'order audit clean');
+# 1.0: the old library journaled its hold of order 300 in stock_movement
+# (a hold and a confirm row); the journal reads the hold from its row alone
+is($plain->safe_psql('postgres', q{
+	SELECT (SELECT count(*) FROM order_engine.stock_movement WHERE order_no = 300) || ' ' ||
+	       (SELECT string_agg(kind, ',' ORDER BY kind) FROM order_engine.stock_journal WHERE order_no = 300)}),
+	'2 confirm,hold', "the old library's journal rows stay, and the hold counts once in stock_journal");
 $plain->stop;
 
 done_testing();
