@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * direct_update.c
- *	  A row of one of the extension's tables locked and changed by heap
- *	  and index access: what an UPDATE's ModifyTable node does for one
- *	  row found by an index probe, without a plan or executor start-up.
+ *	  A row of one of the extension's tables changed by heap and index
+ *	  access, locked first only when another transaction changed it
+ *	  before us: what an UPDATE's ModifyTable node does for one row found
+ *	  by an index probe, without a plan or executor start-up.
  *
  * Used where an UPDATE statement's start-up was most of a hot call's cost
  * (stock/bucket_row.c, idem/idem_key_row.c).  The caller has checked that
@@ -11,8 +12,8 @@
  * and OeDirectWriteAllowed, direct_access.c) and found the version its
  * statement snapshot sees; OeDirectRowChange writes its new version and,
  * when a concurrent transaction came first, checks the caller's condition
- * again on the version OeDirectRowLock returns.  SSI, WAL, TOAST and pg_stat are the
- * heap and index AMs' own, as for the UPDATE.
+ * again on the version OeDirectRowLock returns.  SSI, WAL, TOAST and
+ * pg_stat are the heap and index AMs' own, as for the UPDATE.
  *
  *-------------------------------------------------------------------------
  */

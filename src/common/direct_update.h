@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * common/direct_update.h
- *	  A row of one of the extension's tables locked and changed by heap
- *	  and index access, as an UPDATE would (direct_update.c).
+ *	  A row of one of the extension's tables changed by heap and index
+ *	  access, as an UPDATE would (direct_update.c).
  *
  *-------------------------------------------------------------------------
  */

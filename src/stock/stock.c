@@ -67,17 +67,17 @@ typedef struct ReserveLine
 
 /*
  * A hold row.  From 1.0 it is the hold's journal (OeStockJournalsHolds);
- * before, a hold got a journal row too, an escrow hold when it is folded
- * (escrow.c).
+ * before, a hold got a journal row too (sql_hold_insert_journaled), an
+ * escrow hold when it is folded (escrow.c).
  */
-static SPIPlanPtr plan_escrow_hold_insert;
-static const char sql_escrow_hold_insert[] =
+static SPIPlanPtr plan_hold_insert;
+static const char sql_hold_insert[] =
 "INSERT INTO order_engine.stock_hold"
 "   (order_no, sku_id, qty, state, expires_at, buyer_id, buckets, bucket_qtys)"
 "   VALUES ($1, $2, $3, 'held', $4, $5, $6, $7)";
 
-static SPIPlanPtr plan_hold_insert;
-static const char sql_hold_insert[] =
+static SPIPlanPtr plan_hold_insert_journaled;
+static const char sql_hold_insert_journaled[] =
 "WITH h AS (INSERT INTO order_engine.stock_hold"
 "   (order_no, sku_id, qty, state, expires_at, buyer_id, buckets, bucket_qtys)"
 "   VALUES ($1, $2, $3, 'held', $4, $5, $6, $7) RETURNING 1)"
@@ -136,17 +136,18 @@ insert_holds_sql(int64 order_no, ReserveLine *lines, int nlines,
 			nulls[4] = 'n';
 		parts_arrays(lines[i].parts, lines[i].nparts, &v[5], &v[6]);
 		if (lines[i].escrowed || !journaled)
-			OeExecPlan(OeCachedPlan(&plan_escrow_hold_insert, sql_escrow_hold_insert, 7, types),
+			OeExecPlan(OeCachedPlan(&plan_hold_insert, sql_hold_insert, 7, types),
 					   v, nulls, false, 0);
 		else
-			OeExecPlan(OeCachedPlan(&plan_hold_insert, sql_hold_insert, 7, types), v, nulls, false, 0);
+			OeExecPlan(OeCachedPlan(&plan_hold_insert_journaled, sql_hold_insert_journaled, 7, types),
+					   v, nulls, false, 0);
 	}
 }
 
 /*
  * The hold rows of a call (and before 1.0 one journal row per hold), by
- * heap and index access (common/direct_insert.c): the INSERTs' executor start-up was a
- * third of a one-line reserve.  created_at is now(), as the column
+ * heap and index access (common/direct_insert.c): the INSERTs' executor
+ * start-up was a third of a one-line reserve.  created_at is now(), as the column
  * defaults say.
  */
 static void
@@ -162,7 +163,6 @@ insert_holds(int64 order_no, ReserveLine *lines, int nlines,
 	bool		journaled = false;
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	Datum		held = CStringGetTextDatum("held");
-	Datum		hold = CStringGetTextDatum("hold");
 
 	/* before 1.0; an escrow hold is journaled when it is folded (escrow.c) */
 	if (OeStockJournalsHolds())
@@ -203,7 +203,7 @@ insert_holds(int64 order_no, ReserveLine *lines, int nlines,
 			continue;
 		mv[0] = Int64GetDatum(OeDirectInsertNextIdentity(moves, "movement_id"));
 		mv[1] = Int64GetDatum(lines[i].sku_id);
-		mv[2] = hold;
+		mv[2] = CStringGetTextDatum("hold");
 		mv[3] = Int64GetDatum(-lines[i].qty);
 		mv[4] = Int64GetDatum(lines[i].qty);
 		mv[5] = Int64GetDatum(0);
