@@ -39,6 +39,12 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# common/digest.c calls the server's OpenSSL directly (one fetched SHA-256
+# per backend) when the server was built with it
+ifeq ($(with_ssl),openssl)
+SHLIB_LINK += -lcrypto
+endif
+
 # TAP (test/t, helpers in test/perl) the way PGXS runs it, as its own target:
 # TAP_TESTS would make installcheck run TAP too
 PROVE_TESTS = test/t/*.pl

@@ -27,7 +27,9 @@ It prints every edge with what makes it, and exits 1 if
   * an interface header includes one of our headers, or
   * a symbol is declared in a header of one node and defined in a .c file
     of another (the header belongs to the folder that implements it), or
-    declared extern in two headers.
+    declared extern in two headers, or
+  * a file other than common/internal_sql.c calls SPI_connect or starts a
+    subtransaction (the one internal-SQL path pins the search path there).
 
     scripts/check_layers.py [src-dir]
 """
@@ -57,6 +59,10 @@ EXTERN_VAR = re.compile(r'^extern\b[^;(){}]*?\b([A-Za-z_]\w*)\s*(?:\[[^\]]*\])?\
 FUNC_DEF = re.compile(r'^(?!static\b)[A-Za-z_][\w \t\*]*?\n?\b([A-Za-z_]\w*)\s*\([^;{}]*\)\s*\{', re.M)
 VAR_DEF = re.compile(r'^(?!static\b|extern\b|typedef\b)[A-Za-z_][\w \t\*]*?\b([A-Za-z_]\w*)\s*(?:=[^;]*)?;', re.M)
 IDENT = re.compile(r'\b[A-Za-z_]\w*\b')
+
+# what only the internal-SQL path may call
+SQL_PATH = os.path.join("common", "internal_sql.c")
+ONLY_IN_SQL_PATH = ("SPI_connect", "SPI_connect_ext", "BeginInternalSubTransaction")
 
 
 def strip(src):
@@ -174,6 +180,17 @@ def main(argv):
             h = declared.get(sym)
             if h and os.path.dirname(h) != os.path.dirname(f):
                 problems.append("%s is defined in %s but declared in %s (another folder)" % (sym, f, h))
+
+    # the one internal-SQL path: only common/internal_sql.c connects SPI
+    # (OeSqlConnect pins the scope's search_path first) or starts a
+    # subtransaction (OeRunInSubtransaction)
+    for f, src in sorted(files.items()):
+        if f == SQL_PATH:
+            continue
+        for sym in ONLY_IN_SQL_PATH:
+            for m in re.finditer(r"\b%s\s*\(" % sym, src):
+                problems.append("%s:%d calls %s; internal SQL goes through %s"
+                                % (f, src.count("\n", 0, m.start()) + 1, sym, SQL_PATH))
 
     edges = {}          # (from, to) -> set of reasons
 

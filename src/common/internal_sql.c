@@ -19,6 +19,17 @@
  * stack is gone in 17).  When the path is already pinned (a SECURITY DEFINER
  * function with SET search_path, nested calls, the worker) nothing is set.
  *
+ * Why the path is pinned at the first statement, not at the scope's start:
+ * only SQL resolves names through it, and every statement of ours is
+ * connected through OeSqlConnect (scripts/check_layers.py refuses
+ * SPI_connect anywhere else).  Work that reads and writes by OID (the direct
+ * heap and index paths of idem_begin and idem_finish) then pays for no pin:
+ * on PostgreSQL 15 setting the GUC and undoing it walk every GUC variable
+ * (AtEOXact_GUC), 2.4% of the CPU of an idempotent request under pgbench.
+ * A scope's pin state lives in a static stack, not in the caller's frame,
+ * so that a (sub)transaction abort can drop the state of the scopes it
+ * unwound (their frames are gone) without touching freed stack memory.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -190,9 +201,78 @@ OeTableExists(const char *table)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * The pin of each open scope, innermost last.  pinned_at: the GUC nest
+ * level of its pin (0: none yet, or none needed); xact_level: the
+ * transaction nest level the scope was entered at, and pin_xact_level the
+ * one its pin was made at (a subtransaction's end undoes the GUC levels
+ * made inside it).
+ */
+#define OE_MAX_SCOPE_DEPTH	32
+
+typedef struct ScopePin
+{
+	bool		pending;		/* SQL would need the path pinned first */
+	int			pinned_at;
+	int			xact_level;
+	int			pin_xact_level;
+} ScopePin;
+
+static ScopePin scope_pins[OE_MAX_SCOPE_DEPTH];
+static int	scope_depth = 0;
+static bool scope_callbacks_registered = false;
+
+/* a pin made at this transaction nest level or deeper is gone */
+static void
+scope_pins_undone_from(int xact_level)
+{
+	for (int i = 0; i < scope_depth; i++)
+		if (scope_pins[i].pinned_at > 0 && scope_pins[i].pin_xact_level >= xact_level)
+		{
+			scope_pins[i].pinned_at = 0;
+			scope_pins[i].pending = true;
+		}
+}
+
+static void
+scope_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		scope_depth = 0;		/* every scope's frame was unwound */
+	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+		scope_pins_undone_from(1);	/* the commit pops every GUC level */
+}
+
+static void
+scope_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		/* the scopes entered inside the subtransaction were unwound */
+		while (scope_depth > 0 && scope_pins[scope_depth - 1].xact_level >= level)
+			scope_depth--;
+		scope_pins_undone_from(level);
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		scope_pins_undone_from(level);
+}
+
 void
 OeInternalEnter(OeInternalScope *scope, bool as_owner)
 {
+	ScopePin   *pin;
+
+	if (!scope_callbacks_registered)
+	{
+		RegisterXactCallback(scope_xact_callback, NULL);
+		RegisterSubXactCallback(scope_subxact_callback, NULL);
+		scope_callbacks_registered = true;
+	}
+	if (scope_depth >= OE_MAX_SCOPE_DEPTH)
+		elog(ERROR, "order_engine: internal scopes nested too deeply");
 	GetUserIdAndSecContext(&scope->save_userid, &scope->save_sec_context);
 	scope->switched_user = false;
 	if (as_owner)
@@ -206,25 +286,61 @@ OeInternalEnter(OeInternalScope *scope, bool as_owner)
 			scope->switched_user = true;
 		}
 	}
-	if (namespace_search_path != NULL &&
-		strcmp(namespace_search_path, OE_PINNED_SEARCH_PATH) == 0)
-		scope->save_nestlevel = 0;
-	else
+	scope->depth = scope_depth++;
+	pin = &scope_pins[scope->depth];
+	pin->pinned_at = 0;
+	pin->xact_level = GetCurrentTransactionNestLevel();
+	pin->pin_xact_level = 0;
+	pin->pending = !(namespace_search_path != NULL &&
+					 strcmp(namespace_search_path, OE_PINNED_SEARCH_PATH) == 0);
+}
+
+void
+OePinSearchPath(void)
+{
+	ScopePin   *pin;
+
+	if (scope_depth == 0)
+		return;					/* not in a scope: SQL as the caller (versioned_update) */
+	pin = &scope_pins[scope_depth - 1];
+	if (!pin->pending)
+		return;
+	pin->pinned_at = NewGUCNestLevel();
+	pin->pin_xact_level = GetCurrentTransactionNestLevel();
+	pin->pending = false;
+	(void) set_config_option("search_path", OE_PINNED_SEARCH_PATH,
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+void
+OeSqlConnect(void)
+{
+	OePinSearchPath();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "order_engine: SPI_connect failed");
+}
+
+static void
+scope_leave(OeInternalScope *scope, bool commit)
+{
+	/* an abort of an enclosing subtransaction may have dropped it already */
+	if (scope->depth < scope_depth)
 	{
-		scope->save_nestlevel = NewGUCNestLevel();
-		(void) set_config_option("search_path", OE_PINNED_SEARCH_PATH,
-								 PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
+		int			pinned_at = scope_pins[scope->depth].pinned_at;
+
+		scope_depth = scope->depth;
+		if (pinned_at > 0)
+			AtEOXact_GUC(commit, pinned_at);
 	}
+	if (scope->switched_user)
+		SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
 }
 
 void
 OeInternalExit(OeInternalScope *scope)
 {
-	if (scope->save_nestlevel > 0)
-		AtEOXact_GUC(true, scope->save_nestlevel);
-	if (scope->switched_user)
-		SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
+	scope_leave(scope, true);
 }
 
 /*
@@ -235,10 +351,7 @@ OeInternalExit(OeInternalScope *scope)
 void
 OeInternalAbort(OeInternalScope *scope)
 {
-	if (scope->save_nestlevel > 0)
-		AtEOXact_GUC(false, scope->save_nestlevel);
-	if (scope->switched_user)
-		SetUserIdAndSecContext(scope->save_userid, scope->save_sec_context);
+	scope_leave(scope, false);
 }
 
 Datum
@@ -402,6 +515,8 @@ OeRunInSubtransaction(OeSubxactWork work, void *arg, ErrorData **edata)
 	ResourceOwner oldowner = CurrentResourceOwner;
 	volatile bool kept = false;
 
+	/* pinned outside, or every subtransaction's end would undo the pin */
+	OePinSearchPath();
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();

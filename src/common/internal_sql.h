@@ -10,7 +10,7 @@
  *		become order_engine_owner (a NOLOGIN role that is never superuser
  *		and owns only the extension's objects) the way fmgr_security_definer
  *		does, and pin search_path to "pg_catalog, pg_temp" in a GUC nest
- *		level; undo both.
+ *		level before the first statement (OeSqlConnect); undo both.
  *	OeInternalCall
  *		run an fmgr entry point inside such a scope, restoring the caller
  *		on every error path (PG_TRY).
@@ -65,12 +65,23 @@ typedef struct OeInternalScope
 {
 	Oid			save_userid;
 	int			save_sec_context;
-	int			save_nestlevel; /* 0: the path was already pinned */
+	int			depth;			/* its pin's place in internal_sql.c's stack */
 	bool		switched_user;
 } OeInternalScope;
 
-/* become the owner (as_owner) or stay the caller; pin the search path */
+/*
+ * Become the owner (as_owner) or stay the caller; the search path is
+ * pinned before the scope's first statement (OeSqlConnect), and undone by
+ * OeInternalExit / OeInternalAbort.
+ */
 extern void OeInternalEnter(OeInternalScope *scope, bool as_owner);
+/* pin the innermost scope's search path now, if it is not pinned yet */
+extern void OePinSearchPath(void);
+/*
+ * SPI_connect for internal SQL, the only one: pins the scope's path first.
+ * ERROR if SPI cannot connect.
+ */
+extern void OeSqlConnect(void);
 extern void OeInternalExit(OeInternalScope *scope);
 /* undo a scope from a PG_CATCH block, before re-throwing */
 extern void OeInternalAbort(OeInternalScope *scope);

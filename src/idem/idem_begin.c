@@ -278,7 +278,7 @@ idem_begin(FunctionCallInfo fcinfo)
 			args[4] = Int32GetDatum(MyProcPid);
 			args[5] = TimestampTzGetDatum(expires);
 			args[6] = PointerGetDatum(claim_hash);
-			SPI_connect();
+			OeSqlConnect();
 			plans = OeIdemPlansGet();
 			with_claim = plans->with_claim;
 			if (direct == -1)

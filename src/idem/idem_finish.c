@@ -121,7 +121,7 @@ idem_finish(FunctionCallInfo fcinfo)
 	if (done == 1)
 		PG_RETURN_VOID();
 
-	SPI_connect();
+	OeSqlConnect();
 	plans = OeIdemPlansGet();
 	if (done == -1)
 	{
@@ -156,7 +156,7 @@ oe_idem_abort(PG_FUNCTION_ARGS)
 	args[2] = Int64GetDatum(OeIdemClaimOwner());
 	args[3] = PointerGetDatum(claim);
 
-	SPI_connect();
+	OeSqlConnect();
 	plans = OeIdemPlansGet();
 	if (SPI_execute_plan(plans->abort_key, args, nulls, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not abort idempotency key");

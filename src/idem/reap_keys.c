@@ -48,7 +48,7 @@ OeReapExpiredKeys(int32 max_rows)
 	if (max_rows <= 0)
 		return 0;
 
-	SPI_connect();
+	OeSqlConnect();
 	if (plan_reap_tokens == NULL)
 	{
 		plan_reap_keys = OeKeepPlan(

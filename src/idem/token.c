@@ -62,7 +62,7 @@ oe_issue_token(PG_FUNCTION_ARGS)
 	args[1] = PG_GETARG_DATUM(0);
 	args[2] = TimestampTzGetDatum(expires);
 
-	SPI_connect();
+	OeSqlConnect();
 	if (plan_issue == NULL)
 	{
 		Oid			types[3] = {BYTEAOID, INT8OID, TIMESTAMPTZOID};
@@ -100,7 +100,7 @@ oe_consume_token(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PointerGetDatum(OeSha256Bytea(VARDATA_ANY(token), OE_TOKEN_TEXT_LEN));
 
-	SPI_connect();
+	OeSqlConnect();
 	if (plan_consume == NULL)
 	{
 		Oid			types[2] = {INT8OID, BYTEAOID};

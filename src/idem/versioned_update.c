@@ -32,6 +32,7 @@
 
 #include "common/args.h"
 #include "common/errors.h"
+#include "common/internal_sql.h"
 #include "common/order_engine.h"
 #include "idem/versioned_update.h"
 #include "idem/versioned_update_internal.h"
@@ -128,7 +129,7 @@ OeVersionedUpdate(Oid relid, Jsonb *key, int64 expected_version, Jsonb *changes)
 	char	   *colname = NULL;
 
 	/* everything allocated from here on goes when SPI_finish runs */
-	SPI_connect();
+	OeSqlConnect();
 	plan = OeVuShape(relid, key, changes);
 
 	/* the values, in parameter order: changes, then keys, then the version */

@@ -52,8 +52,7 @@ oe_tag_lookup(const char *tag, Oid *seqoid, int64 *step)
 	OeInternalEnter(&scope, true);
 	PG_TRY();
 	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
+		OeSqlConnect();
 		OeQueryRun(&select_tag, values, NULL, true, 1);
 		if (SPI_processed == 1)
 		{

@@ -118,7 +118,7 @@ OeArchiveOrders(Interval *older_than, int32 max_rows)
 	ArchiveBatch batch = {older_than, max_rows, 0};
 	int64		moved;
 
-	SPI_connect();
+	OeSqlConnect();
 	moved = OeJobProcessBatch(OE_JOB_ARCHIVE_ORDERS, gather_finished, &batch,
 							  NULL, archive_one);
 	if (moved > 0)

@@ -63,7 +63,7 @@ OeCloseUnpaid(int32 max_rows)
 {
 	int64		closed;
 
-	SPI_connect();
+	OeSqlConnect();
 	closed = OeJobProcessBatch(OE_JOB_CLOSE_UNPAID, gather_overdue, &max_rows,
 							   NULL, OeOrderCloseOverdue);
 	SPI_finish();

@@ -250,7 +250,7 @@ release_expired(int32 max_rows, bool by_bucket_row)
 	OeStockBucketRef only;
 	bool		isnull;
 
-	SPI_connect();
+	OeSqlConnect();
 	batch_only = NULL;
 	if (by_bucket_row)
 	{

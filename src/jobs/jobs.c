@@ -75,7 +75,7 @@ quarantine(OeJobId job, int64 item, ErrorData *edata)
 	values[1] = Int64GetDatum(item);
 	values[2] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
 	values[3] = CStringGetTextDatum(edata->message ? edata->message : "");
-	SPI_connect();
+	OeSqlConnect();
 	OeQueryRun(&insert_quarantine, values, NULL, false, 0);
 	SPI_finish();
 	ereport(WARNING,
@@ -186,7 +186,7 @@ OeJobsNextDue(void)
 	bool		isnull;
 	Datum		due;
 
-	SPI_connect();
+	OeSqlConnect();
 	OeQueryRun(&select_next_due, NULL, NULL, true, 1);
 	due = OeQueryValue(1, &isnull);
 	SPI_finish();

@@ -169,7 +169,7 @@ OeOrderCheckStockCall(int64 order_no, const char *what)
 	if (!OeTableExists("orders"))
 		return;
 	OeStockLockOrder(order_no);
-	SPI_connect();
+	OeSqlConnect();
 	OeQueryRun(&select_placed, &arg, NULL, false, 1);
 	placed = SPI_processed > 0;
 	SPI_finish();
@@ -273,7 +273,7 @@ oe_pay_order(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("amount must be a finite number not below zero")));
 
-	SPI_connect();
+	OeSqlConnect();
 	order = OeOrderLockExisting(order_no);
 
 	/* the same payment again: the answer it got */
@@ -377,7 +377,7 @@ oe_cancel_order(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1))
 		reason = CheckRef(PG_GETARG_TEXT_PP(1), "reason");
 
-	SPI_connect();
+	OeSqlConnect();
 	order = OeOrderLockExisting(order_no);
 	switch (order.status)
 	{
@@ -427,7 +427,7 @@ oe_ship_order(PG_FUNCTION_ARGS)
 	logistics_no = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	CheckLogisticsNo(logistics_no, strlen(logistics_no));
 
-	SPI_connect();
+	OeSqlConnect();
 	order = OeOrderLockExisting(order_no);
 	/* a retry with the same number is answered, another number is refused */
 	if (order.status == OE_ORDER_SHIPPED)
@@ -456,7 +456,7 @@ simple_transition(FunctionCallInfo fcinfo, OeOrderStatus to)
 	CheckNotNull(fcinfo, 0, "order_no");
 	order_no = PG_GETARG_INT64(0);
 
-	SPI_connect();
+	OeSqlConnect();
 	order = OeOrderLockExisting(order_no);
 	if (order.status != to)
 	{
@@ -494,7 +494,7 @@ oe_order_status(PG_FUNCTION_ARGS)
 	text	   *result;
 	bool		isnull;
 
-	SPI_connect();
+	OeSqlConnect();
 	OeQueryRun(&select_status, &arg, NULL, true, 1);
 	if (SPI_processed > 0)
 		result = cstring_to_text(TextDatumGetCString(OeQueryValue(1, &isnull)));
@@ -588,7 +588,7 @@ oe_update_order(PG_FUNCTION_ARGS)
 	/* the shape first: bad input is refused before any lookup */
 	check_order_changes(changes, OE_ORDER_PENDING_PAYMENT);
 
-	SPI_connect();
+	OeSqlConnect();
 	order = OeOrderLockExisting(order_no);
 	if (OeOrderStatusIsFinal(order.status) || order.archived)
 		ereport(ERROR,

@@ -396,7 +396,7 @@ place_order(FunctionCallInfo fcinfo)
 	if (PG_NARGS() > 5 && !PG_ARGISNULL(5))
 		quote_token = PG_GETARG_TEXT_PP(5);
 
-	SPI_connect();
+	OeSqlConnect();
 	/* placements of one number queue here (the lock reserve takes too) */
 	OeStockLockOrder(order_no);
 

@@ -45,7 +45,7 @@ quote(FunctionCallInfo fcinfo)
 	/* the ttl rule of checkout tokens: (0, 100 years] */
 	expires_at = OeIntervalExpiry(PG_GETARG_INTERVAL_P(2), "ttl", OE_MAX_TTL_YEARS);
 
-	SPI_connect();
+	OeSqlConnect();
 	OeOrderSnapshotPrices(&lines, prices);
 	token = cstring_to_text(OeQuoteStore(buyer_id, lines.n, lines.sku_ids,
 										 lines.qtys, prices, expires_at));

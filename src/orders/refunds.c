@@ -91,7 +91,7 @@ OeOrderOweBack(int64 order_no)
 	/* SQL older than 0.7: the outcome column alone says what is owed */
 	if (!OeColumnExists("payments", "refund_state"))
 		return 0;
-	SPI_connect();
+	OeSqlConnect();
 	OeQueryRun(&owe_back, &arg, NULL, false, 0);
 	n = (int64) SPI_processed;
 	SPI_finish();
@@ -105,7 +105,7 @@ OeOrderMarkRefunded(int64 order_no)
 	Datum		arg = Int64GetDatum(order_no);
 	int64		n;
 
-	SPI_connect();
+	OeSqlConnect();
 	OeQueryRun(&mark_refunded, &arg, NULL, false, 0);
 	n = (int64) SPI_processed;
 	SPI_finish();
@@ -154,7 +154,7 @@ oe_refund_payment(PG_FUNCTION_ARGS)
 	args[0] = CStringGetTextDatum(payment_ref);
 	args[1] = CStringGetTextDatum(refund_ref);
 
-	SPI_connect();
+	OeSqlConnect();
 	OeQueryRun(&select_payment_order, args, NULL, false, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,

@@ -269,8 +269,7 @@ OeEscrowFold(int32 max_rows, int64 older_than_usecs, bool only_starved)
 
 	if (!OeColumnExists("sku", "escrow"))
 		return 0;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "order_engine: SPI_connect failed");
+	OeSqlConnect();
 	/* heal counters that fell below what the tables allow (escrow_counter.c) */
 	OeEscrowRebuildAll(only_starved);
 	OeQueryRun(&escrow_skus, NULL, NULL, false, 0);
@@ -339,8 +338,7 @@ OeStockSetEscrow(int64 sku_id, bool enabled)
 
 	if (enabled)
 		OeRequirePreload();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "order_engine: SPI_connect failed");
+	OeSqlConnect();
 	OeQueryRun(&lock_skus, NULL, NULL, false, 0);
 	v[0] = Int64GetDatum(sku_id);
 	v[1] = BoolGetDatum(enabled);

@@ -305,8 +305,7 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 	 */
 	OeStockLockOrder(order_no);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "order_engine: SPI_connect failed");
+	OeSqlConnect();
 
 	lines = palloc0(sizeof(ReserveLine) * nlines);
 	for (i = 0; i < nlines; i++)

@@ -278,8 +278,7 @@ OeStockRestock(int64 sku_id, int64 delta, const char *reason)
 {
 	int64		result;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "order_engine: SPI_connect failed");
+	OeSqlConnect();
 	result = rebalance(sku_id, delta, 0, reason);
 	SPI_finish();
 	return result;
@@ -288,8 +287,7 @@ OeStockRestock(int64 sku_id, int64 delta, const char *reason)
 void
 OeStockSetBuckets(int64 sku_id, int32 nbuckets)
 {
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "order_engine: SPI_connect failed");
+	OeSqlConnect();
 	(void) rebalance(sku_id, 0, nbuckets, NULL);
 	SPI_finish();
 }
@@ -301,8 +299,7 @@ OeStockSetPrice(int64 sku_id, Datum price)
 	static const Oid types[] = {INT8OID, NUMERICOID};
 	Datum		v[2];
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "order_engine: SPI_connect failed");
+	OeSqlConnect();
 	v[0] = Int64GetDatum(sku_id);
 	v[1] = price;
 	OeExecPlan(OeCachedPlan(&plan_set_price, sql_set_price, 2, types), v, NULL, false, 0);
@@ -345,8 +342,7 @@ OeStockSetPurchaseLimit(int64 sku_id, bool has_limit, int64 per_buyer)
 	Datum		v[2];
 	char		nulls[2] = {' ', ' '};
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "order_engine: SPI_connect failed");
+	OeSqlConnect();
 	OeExecPlan(OeCachedPlan(&plan_lock_skus, sql_lock_skus, 0, NULL), NULL, NULL, false, 0);
 	v[0] = Int64GetDatum(sku_id);
 	v[1] = Int64GetDatum(per_buyer);

@@ -205,8 +205,7 @@ OeStockReleaseHeldHolds(const int64 *order_nos, const int64 *sku_ids, int n)
 
 	if (n <= 0)
 		return 0;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "order_engine: SPI_connect failed");
+	OeSqlConnect();
 	v[0] = PointerGetDatum(OeInt8Array((int64 *) order_nos, n));
 	v[1] = PointerGetDatum(OeInt8Array((int64 *) sku_ids, n));
 	v[2] = CStringGetTextDatum("held");
@@ -379,8 +378,7 @@ OeStockConfirmAt(int64 order_no, TimestampTz now)
 				i;
 	int32		count;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "order_engine: SPI_connect failed");
+	OeSqlConnect();
 	holds = lock_order_holds(order_no, &n);
 	if (n == 0)
 		ereport(ERROR,
@@ -420,8 +418,7 @@ OeStockRelease(int64 order_no)
 				i;
 	int32		count;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "order_engine: SPI_connect failed");
+	OeSqlConnect();
 	holds = lock_order_holds(order_no, &n);
 	for (i = 0; i < n; i++)
 		if (strcmp(holds[i].state, "confirmed") == 0)
@@ -448,8 +445,7 @@ OeStockReleaseHold(int64 order_no, int64 sku_id)
 	int			n;
 	bool		released;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "order_engine: SPI_connect failed");
+	OeSqlConnect();
 	v[0] = Int64GetDatum(order_no);
 	v[1] = Int64GetDatum(sku_id);
 	OeExecPlan(OeCachedPlan(&plan_hold_lock, sql_hold_lock, 2, types), v, NULL, false, 0);

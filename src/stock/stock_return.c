@@ -84,7 +84,7 @@ OeStockReturnSold(int64 order_no)
 			   *buyers;
 	bool	   *nobuyer;
 
-	SPI_connect();
+	OeSqlConnect();
 	OeStockLockOrder(order_no);
 	OeQueryRun(&select_confirmed_holds, &arg, NULL, false, 0);
 	nholds = SPI_processed;

@@ -364,8 +364,7 @@ OeStockTryDeduct(int64 sku_id, int64 qty)
 	int			nparts;
 	bool		ok = false;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "order_engine: SPI_connect failed");
+	OeSqlConnect();
 	v[0] = Int64GetDatum(sku_id);
 	if (OeColumnExists("sku", "escrow"))
 		OeExecPlan(OeCachedPlan(&plan_sku_info_escrow, sql_sku_info_escrow, 1, types), v, NULL, false, 0);
