@@ -14,9 +14,10 @@
  *
  * Random bytes come from pg_strong_random (OpenSSL's CSPRNG), drawn 1 kB
  * at a time into a per-backend pool: each token takes 32 unused bytes and
- * wipes them from the pool, so a token's bytes exist once in memory, as
- * when they came straight from the generator.  A pool filled by another
- * process (the postmaster, before a fork) is never used.
+ * wipes them from the pool, so an issued token's bytes are not kept.  The
+ * bytes of the next tokens wait in the backend's memory, as secret as the
+ * generator's own state there.  A pool filled by another process (the
+ * postmaster, before a fork) is never used.
  *
  * The base64url encoder is ours because the server's pg_b64_encode
  * produces the '+' and '/' alphabet, which a token carried in URLs and
@@ -133,7 +134,7 @@ OeBase64UrlEncode(const uint8 *data, size_t len)
 	return out;
 }
 
-/* the pool of random bytes (see the file header); unused bytes from pool_next */
+/* the pool of random bytes (see the file header); unused from random_pool_next on */
 #define OE_RANDOM_POOL_BYTES	1024
 
 static uint8 random_pool[OE_RANDOM_POOL_BYTES];
