@@ -47,6 +47,8 @@
 #   by its row alone             to stock_movement too
 #   a schema before 1.0 journals no hold journaled on an older schema      regress 101_stock
 #   each hold                    (its audit, run by 001_extension, fails)
+#   internal SQL runs with the   the search path never pinned              TAP 810_hostile_sweep
+#   search path pinned           (a DBA's trigger then finds a shadow)
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -193,6 +195,9 @@ mutate "from 1.0 a hold is journaled by its hold row alone" src/stock/stock_jour
 mutate "a schema before 1.0 journals each hold in stock_movement" src/stock/stock_journal.c \
     's/return !OeTableExists\("stock_journal"\);/return false;/' \
     regress 101_stock
+mutate "internal SQL runs with the search path pinned" src/common/internal_sql.c \
+    's/\tif \(!pin->pending\)\n\t\treturn;\n/\tif (true)\n\t\treturn;\n/' \
+    tap 810_hostile_sweep
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
 if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&
@@ -210,11 +215,12 @@ if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock
     cmp -s "$WORK/src/src/worker/worker.c" "$M/src/src/worker/worker.c" &&
     cmp -s "$WORK/src/src/common/direct_insert.c" "$M/src/src/common/direct_insert.c" &&
     cmp -s "$WORK/src/src/jobs/jobs.c" "$M/src/src/jobs/jobs.c" &&
+    cmp -s "$WORK/src/src/common/internal_sql.c" "$M/src/src/common/internal_sql.c" &&
     run_test isolation stock_opposite_order && run_test regress 101_stock && run_test regress 102_escrow && run_test regress 104_direct_write_caches && run_test isolation escrow_last_unit && run_test isolation escrow_restock_vs_fold &&
     run_test isolation stock_limit_set_during_reserve && run_test isolation stock_last_unit &&
     run_test isolation idem_finish_race && run_test tap 506_sweep_free_buckets &&
     run_test tap 205_id_flush && run_test tap 505_worker_settings && run_test tap 508_expiry_gather &&
-    run_test tap 895_cdc && run_test regress 400_orders; then
+    run_test tap 895_cdc && run_test regress 400_orders && run_test tap 810_hostile_sweep; then
     echo "ok - the unmutated code passes the same tests"; PASSED=$((PASSED + 1))
 else
     echo "not ok - the unmutated code fails one of the tests"; FAILED=$((FAILED + 1))

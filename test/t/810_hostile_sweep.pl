@@ -5,10 +5,13 @@
 # order_engine_admin, and a database owner that is not superuser.  Each
 # creates shadows of the operators, functions and aggregates internal SQL
 # could use; a shadow logs who ran it and, if it runs as a superuser, makes
-# its owner superuser.  Then every function of the extension the attacker may
-# execute is called with valid arguments (plainly, in a transaction, in an
-# exception block), every view is read, and the worker runs its jobs with
-# the database's and the roles' search_path set hostile.
+# its owner superuser.  Every table of the extension also carries a
+# trigger of the DBA's that calls now() by its plain name, which only the
+# search_path our internal SQL pins keeps away from the shadows.  Then
+# every function of the extension the attacker may execute is called with
+# valid arguments (plainly, in a transaction, in an exception block), every
+# view is read, and the worker runs its jobs with the database's and the
+# roles' search_path set hostile.
 #
 # Asserted: no attacker becomes superuser, no shadow ever runs as anyone
 # but its owner, no attacker gains a privilege, nothing of ours runs as a
@@ -107,6 +110,15 @@ su(q{
 		                current_setting('application_name'));
 		RETURN NULL;
 	END $$;
+	-- and an innocent trigger of the DBA's that names what it calls plainly,
+	-- as most triggers do: it runs as whoever writes the table, with the
+	-- search_path of the statement that fired it, so only the path our
+	-- internal SQL pins keeps the attackers' shadow of now() out of it
+	CREATE FUNCTION oe_test.stamp_write() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		PERFORM now();
+		RETURN NULL;
+	END $$;
 	DO $$
 	DECLARE
 		r regclass;
@@ -116,6 +128,8 @@ su(q{
 		LOOP
 			EXECUTE format('CREATE TRIGGER oe_test_log_write AFTER INSERT OR UPDATE OR DELETE ON %s'
 			               ' FOR EACH STATEMENT EXECUTE FUNCTION oe_test.log_write()', r);
+			EXECUTE format('CREATE TRIGGER oe_test_stamp_write AFTER INSERT OR UPDATE OR DELETE ON %s'
+			               ' FOR EACH STATEMENT EXECUTE FUNCTION oe_test.stamp_write()', r);
 		END LOOP;
 	END $$;
 
@@ -149,6 +163,9 @@ sub shadow_sql
 {
 	my ($schema, $role) = @_;
 	my $sql = <<"EOS";
+-- open to everyone, as a real attacker's would be: a role without USAGE on
+-- a schema never finds a name in it, whatever its search_path says
+GRANT USAGE ON SCHEMA $schema TO PUBLIC;
 CREATE FUNCTION $schema.trip(what text) RETURNS void
 	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS \$f\$
 BEGIN
