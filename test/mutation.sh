@@ -49,6 +49,10 @@
 #   each hold                    (its audit, run by 001_extension, fails)
 #   internal SQL runs with the   the search path never pinned              TAP 810_hostile_sweep
 #   search path pinned           (a DBA's trigger then finds a shadow)
+#   the sweep checks a hold's    'pending_payment' a literal again         TAP 509_sweep_plans
+#   order by its key
+#   a batch finds its planned    the hold state a literal again            TAP 509_sweep_plans
+#   holds by their keys
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -195,6 +199,12 @@ mutate "from 1.0 a hold is journaled by its hold row alone" src/stock/stock_jour
 mutate "a schema before 1.0 journals each hold in stock_movement" src/stock/stock_journal.c \
     's/return !OeTableExists\("stock_journal"\);/return false;/' \
     regress 101_stock
+mutate "the sweep checks a hold's order by its key, not the unpaid orders' index" src/jobs/expiry.c \
+    's/AND o\.status OPERATOR\(pg_catalog\.=\) " pending_payment \\/AND o.status OPERATOR(pg_catalog.=) \x27pending_payment\x27" \\/' \
+    tap 509_sweep_plans
+mutate "a batch finds its planned holds by their keys, not the expiry index" src/jobs/expiry.c \
+    's/DUE_HOLD_IN\("\$5", "\$6"\)/DUE_HOLD_IN("\x27held\x27", "\$6")/' \
+    tap 509_sweep_plans
 mutate "internal SQL runs with the search path pinned" src/common/internal_sql.c \
     's/\tif \(!pin->pending\)\n\t\treturn;\n/\tif (true)\n\t\treturn;\n/' \
     tap 810_hostile_sweep
@@ -220,7 +230,7 @@ if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock
     run_test isolation stock_limit_set_during_reserve && run_test isolation stock_last_unit &&
     run_test isolation idem_finish_race && run_test tap 506_sweep_free_buckets &&
     run_test tap 205_id_flush && run_test tap 505_worker_settings && run_test tap 508_expiry_gather &&
-    run_test tap 895_cdc && run_test regress 400_orders && run_test tap 810_hostile_sweep; then
+    run_test tap 895_cdc && run_test regress 400_orders && run_test tap 810_hostile_sweep && run_test tap 509_sweep_plans; then
     echo "ok - the unmutated code passes the same tests"; PASSED=$((PASSED + 1))
 else
     echo "not ok - the unmutated code fails one of the tests"; FAILED=$((FAILED + 1))
