@@ -141,7 +141,8 @@ update_busy_rows(void)
 enum
 {
 	Anum_due_order_no = 1,
-	Anum_due_sku_id
+	Anum_due_sku_id,
+	Anum_due_buyer_id			/* select_planned_holds only */
 };
 static OeQuery select_due_holds_batch = {
 	"SELECT h.order_no, h.sku_id FROM order_engine.stock_hold h"
@@ -152,7 +153,7 @@ static OeQuery select_due_holds_batch = {
 
 /*
  * Those of the planned holds ($1, $2) still due and wholly in bucket row
- * ($3, $4), found by their keys: the whole condition is checked again, on
+ * ($3, $4), with their buyers (Anum_due_buyer_id), found by their keys: the whole condition is checked again, on
  * the version locked, so a hold confirmed, released or bound to an order
  * since the plan was made is passed over.  Each by its primary key: the
  * lateral subquery is planned per key, and the state is a parameter ($5,
@@ -160,9 +161,9 @@ static OeQuery select_due_holds_batch = {
  * index (whose statistics often say it is empty) is never read instead.
  */
 static OeQuery select_planned_holds = {
-	"SELECT l.order_no, l.sku_id"
+	"SELECT l.order_no, l.sku_id, l.buyer_id"
 	"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS p(order_no, sku_id),"
-	"  LATERAL (SELECT h.order_no, h.sku_id FROM order_engine.stock_hold h"
+	"  LATERAL (SELECT h.order_no, h.sku_id, h.buyer_id FROM order_engine.stock_hold h"
 	DUE_HOLD_IN("$5", "$6")
 	"     AND h.order_no OPERATOR(pg_catalog.=) p.order_no"
 	"     AND h.sku_id OPERATOR(pg_catalog.=) p.sku_id"
@@ -201,6 +202,9 @@ static const OeStockBucketRef *batch_only;
 static int	batch_nholds;
 static int64 *batch_hold_orders;
 static int64 *batch_hold_skus;
+/* select_planned_holds: the buyers of those that have one */
+static int	batch_nbuyers;
+static int64 *batch_buyers;
 
 /*
  * The sweep's plan.  One scan of the expiry index, oldest first, lists
@@ -355,7 +359,11 @@ release_order_holds(int64 order_no)
 static void
 release_batch(const int64 *orders, int n)
 {
-	OeStockLockForRelease(orders, n, OE_JOB_STOCK_LOCK_TIMEOUT_MS, batch_only);
+	/* a planned batch knows its buyers: no lookup of them */
+	if (batch_planned != NULL)
+		OeStockLockRowForRelease(batch_only, batch_buyers, batch_nbuyers, OE_JOB_STOCK_LOCK_TIMEOUT_MS);
+	else
+		OeStockLockForRelease(orders, n, OE_JOB_STOCK_LOCK_TIMEOUT_MS, batch_only);
 	(void) OeStockReleaseHeldHolds(batch_hold_orders, batch_hold_skus, batch_nholds);
 }
 
@@ -404,6 +412,8 @@ gather_due_holds(void *arg, int64 **orders_out)
 	batch_nholds = (int) SPI_processed;
 	batch_hold_orders = palloc(sizeof(int64) * Max(batch_nholds, 1));
 	batch_hold_skus = palloc(sizeof(int64) * Max(batch_nholds, 1));
+	batch_buyers = palloc(sizeof(int64) * Max(batch_nholds, 1));
+	batch_nbuyers = 0;
 	orders = palloc(sizeof(int64) * Max(batch_nholds, 1));
 	for (int i = 0; i < batch_nholds; i++)
 	{
@@ -414,6 +424,14 @@ gather_due_holds(void *arg, int64 **orders_out)
 		batch_hold_skus[i] = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc,
 														 Anum_due_sku_id, &isnull));
 		orders[i] = batch_hold_orders[i];
+		if (batch_planned != NULL)
+		{
+			int64		buyer = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc,
+															Anum_due_buyer_id, &isnull));
+
+			if (!isnull)
+				batch_buyers[batch_nbuyers++] = buyer;
+		}
 	}
 	/* the batch's orders, each once */
 	OeSortInt64(orders, batch_nholds);

@@ -74,6 +74,13 @@ extern int64 OeStockReleaseHeldHolds(const int64 *order_nos, const int64 *sku_id
  */
 extern void OeStockLockForRelease(const int64 *orders, int norders, int lock_timeout_ms,
 								  const OeStockBucketRef *only);
+/*
+ * stock_hold.c: the same for holds wholly in bucket row row whose buyers
+ * (those with one; duplicates allowed) the caller knows: their tallies,
+ * then the row.
+ */
+extern void OeStockLockRowForRelease(const OeStockBucketRef *row, const int64 *buyers, int nbuyers,
+									 int lock_timeout_ms);
 extern int32 OeStockConfirm(int64 order_no);
 extern int32 OeStockConfirmAt(int64 order_no, TimestampTz now);
 extern int32 OeStockRelease(int64 order_no);

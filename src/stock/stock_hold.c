@@ -554,14 +554,48 @@ static OeQuery lock_one_bucket = {
 	2, {INT8OID, INT4OID}
 };
 
+/*
+ * Lock, SKU by SKU in the order given (sku_id order), the buyers' tally
+ * rows of each (buyers[i] an int8[] of them, or nobuyers[i]) and its
+ * bucket rows (with only, that one row), each waited for at most
+ * lock_timeout_ms.
+ */
+static void
+lock_skus_for_release(int nskus, const Datum *skus, const Datum *buyers, const bool *nobuyers,
+					  int lock_timeout_ms, const OeStockBucketRef *only)
+{
+	int			nestlevel;
+	char		timeout[16];
+
+	/* each lock waited for at most lock_timeout_ms: only for these statements, like a function's SET */
+	snprintf(timeout, sizeof(timeout), "%d", lock_timeout_ms);
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("lock_timeout", timeout, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	for (int i = 0; i < nskus; i++)
+	{
+		Datum		v[2] = {skus[i], buyers[i]};
+
+		if (!nobuyers[i])
+			OeQueryRun(&lock_sku_tallies, v, NULL, false, 0);
+		if (only != NULL)
+		{
+			Datum		b[2] = {skus[i], Int32GetDatum(only->bucket)};
+
+			OeQueryRun(&lock_one_bucket, b, NULL, false, 0);
+		}
+		else
+			OeQueryRun(&lock_sku_buckets, v, NULL, false, 0);
+	}
+	AtEOXact_GUC(true, nestlevel);
+}
+
 void
 OeStockLockForRelease(const int64 *orders, int norders, int lock_timeout_ms,
 					  const OeStockBucketRef *only)
 {
 	Datum		args[3];
 	char		nulls[3] = {' ', only ? ' ' : 'n', only ? ' ' : 'n'};
-	int			nestlevel;
-	char		timeout[16];
 	int			nskus;
 	Datum	   *skus;
 	Datum	   *buyers;
@@ -588,26 +622,29 @@ OeStockLockForRelease(const int64 *orders, int norders, int lock_timeout_ms,
 		if (!nobuyers[i])
 			buyers[i] = SPI_datumTransfer(buyers[i], false, -1);
 	}
+	lock_skus_for_release(nskus, skus, buyers, nobuyers, lock_timeout_ms, only);
+}
 
-	/* each lock waited for at most lock_timeout_ms: only for these statements, like a function's SET */
-	snprintf(timeout, sizeof(timeout), "%d", lock_timeout_ms);
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("lock_timeout", timeout, PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	for (int i = 0; i < nskus; i++)
+void
+OeStockLockRowForRelease(const OeStockBucketRef *row, const int64 *buyers, int nbuyers,
+						 int lock_timeout_ms)
+{
+	Datum		sku = Int64GetDatum(row->sku_id);
+	Datum		buyer_array = (Datum) 0;
+	bool		nobuyers = true;
+
+	if (nbuyers > 0)
 	{
-		Datum		v[2] = {skus[i], buyers[i]};
+		int64	   *distinct = palloc(sizeof(int64) * nbuyers);
+		int			n = 0;
 
-		if (!nobuyers[i])
-			OeQueryRun(&lock_sku_tallies, v, NULL, false, 0);
-		if (only != NULL)
-		{
-			Datum		b[2] = {skus[i], Int32GetDatum(only->bucket)};
-
-			OeQueryRun(&lock_one_bucket, b, NULL, false, 0);
-		}
-		else
-			OeQueryRun(&lock_sku_buckets, v, NULL, false, 0);
+		memcpy(distinct, buyers, sizeof(int64) * nbuyers);
+		OeSortInt64(distinct, nbuyers);
+		for (int i = 0; i < nbuyers; i++)
+			if (n == 0 || distinct[n - 1] != distinct[i])
+				distinct[n++] = distinct[i];
+		buyer_array = PointerGetDatum(OeInt8Array(distinct, n));
+		nobuyers = false;
 	}
-	AtEOXact_GUC(true, nestlevel);
+	lock_skus_for_release(1, &sku, &buyer_array, &nobuyers, lock_timeout_ms, row);
 }
