@@ -30,24 +30,24 @@ static int64 fold_escrow_batch(int32 max_rows);
 const OeJob OeJobTable[OE_NUM_JOBS] = {
 	[OE_JOB_RELEASE_EXPIRED] = {
 		OeReleaseExpiredSweep, &OeBatchSize, true,
-		OE_JOB_UNTIL_EMPTY, NULL, NULL
+		OE_JOB_UNTIL_EMPTY, NULL, NULL, false
 	},
 	[OE_JOB_CLOSE_UNPAID] = {
 		OeCloseUnpaid, &OeBatchSize, false,
-		OE_JOB_WHEN_DUE, NULL, NULL
+		OE_JOB_WHEN_DUE, NULL, NULL, true
 	},
 	[OE_JOB_REAP_EXPIRED_KEYS] = {
 		OeReapExpiredKeys, &OeBatchSize, true,
-		OE_JOB_NAP_WHEN_DONE, NULL, NULL
+		OE_JOB_NAP_WHEN_DONE, NULL, NULL, false
 	},
 	[OE_JOB_ARCHIVE_ORDERS] = {
 		archive_batch, &OeArchiveBatchSize, false,
-		OE_JOB_PAUSED, &OeArchivePauseMs, OeArchiveWindowOpen
+		OE_JOB_PAUSED, &OeArchivePauseMs, OeArchiveWindowOpen, false
 	},
 	/* escrow SKUs (stock/escrow.c): a lost fold is folded again */
 	[OE_JOB_FOLD_ESCROW] = {
 		fold_escrow_batch, &OeBatchSize, true,
-		OE_JOB_NAP_WHEN_DONE, NULL, NULL
+		OE_JOB_NAP_WHEN_DONE, NULL, NULL, false
 	},
 };
 

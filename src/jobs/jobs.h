@@ -45,7 +45,7 @@ typedef enum OeJobReschedule
 								 * order_engine.naptime */
 	OE_JOB_PAUSED				/* one batch, then a pause at least as long as
 								 * the batch took (a nap once nothing is left);
-								 * woken early when another job handled rows */
+								 * woken early when a job finished orders */
 } OeJobReschedule;
 
 /*
@@ -62,6 +62,9 @@ typedef struct OeJob
 	OeJobReschedule reschedule;
 	int		   *pause_ms;		/* OE_JOB_PAUSED: the GUC of the pause */
 	bool		(*window_open) (TimestampTz now);	/* NULL: runs any time */
+	bool		finishes_orders;	/* the rows it handles are orders it
+									 * finished: they wake the paused jobs
+									 * (the archive) */
 } OeJob;
 
 extern const OeJob OeJobTable[OE_NUM_JOBS];

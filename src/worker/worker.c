@@ -216,9 +216,13 @@ oe_run_jobs(OeWorkerSlot *slot, TimestampTz *next_run, int *failures)
 			/*
 			 * Orders just closed may be due for the archive: wake an idle
 			 * paused job (one pausing between batches keeps its pause).
+			 * Only a job that finishes orders: when every round of the
+			 * sweep woke it, the archive scanned the finished orders each
+			 * time, a quarter of the worker's CPU with 50,000 of them not
+			 * yet old enough (perf record -g on the worker).
 			 */
 			for (int k = 0; k < OE_NUM_JOBS; k++)
-				if (k != j && rows > 0 &&
+				if (k != j && rows > 0 && def->finishes_orders &&
 					OeJobTable[k].reschedule == OE_JOB_PAUSED &&
 					next_run[k] > TimestampTzPlusMilliseconds(now, *OeJobTable[k].pause_ms))
 					next_run[k] = now;
