@@ -503,6 +503,15 @@ release_expired(int32 max_rows, bool by_bucket_row)
 		done = OeJobProcessBatch(OE_JOB_RELEASE_EXPIRED, gather_due_holds, &max_rows,
 								 release_batch, release_order_holds);
 		attempting_set = false;
+		/*
+		 * A full batch of any due holds leaves more of them, oldest first:
+		 * the next batch is one of those again, without a new plan (a
+		 * backlog on a SKU of one bucket row otherwise paid a plan's scan
+		 * of PLAN_BATCHES batches for each batch: drain of 100,000 holds
+		 * 2.0 s instead of 1.0).
+		 */
+		if (b->whole && batch_nholds >= max_rows)
+			plan_next--;
 		batch_only = NULL;
 		batch_planned = NULL;
 	}
