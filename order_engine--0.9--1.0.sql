@@ -189,3 +189,10 @@ AS $audit$
       FROM checks c
      ORDER BY c.sku_id
 $audit$;
+
+/* the archive's walk (src/jobs/archive.c), longest finished first: a
+ * batch reads only orders old enough to archive, however many young ones
+ * there are; the predicate and expression are the archive's, verbatim */
+CREATE INDEX orders_finished_idx ON @extschema@.orders
+    ((COALESCE(completed_at, closed_at, paid_at, created_at)))
+    WHERE status = ANY ('{completed,cancelled,closed,refunded}'::text[]);

@@ -28,6 +28,11 @@ UPDATE order_engine.orders SET completed_at = now() - interval '1 day'
 SELECT order_engine.ack_events(array_agg(event_id)) > 0 AS acked
   FROM order_engine.order_events WHERE order_no IN (4020007, 4020107);
 SELECT order_engine.archive_orders('1 hour', 100) AS archived;
+-- an age reaching past the timestamp range: nothing is that old (not a
+-- 22008 from now() - older_than), whether or not orders are finished
+SELECT order_engine.archive_orders('178000000 years', 100) AS none_that_old,
+       order_engine.archive_orders('2147483647 days 2562047788 hours', 100) AS nor_that,
+       order_engine.archive_orders('4999 years 11 mons', 100) AS nor_that_within_range;
 
 -- pages of two, newest first, live and archived together
 SELECT order_no, buyer, seller, status, total, archived FROM order_engine.buyer_orders(4027, NULL, 2);

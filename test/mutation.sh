@@ -53,6 +53,10 @@
 #   order by its key
 #   a batch finds its planned    the hold state a literal again            TAP 509_sweep_plans
 #   holds by their keys
+#   an archive batch moves an    the batch's count of moved orders         TAP 500_worker_jobs
+#   order only with its row      unchecked
+#   the archive walks finished   its batch ordered by order number again   TAP 509_sweep_plans
+#   orders by finishing time
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -208,6 +212,12 @@ mutate "a batch finds its planned holds by their keys, not the expiry index" src
 mutate "internal SQL runs with the search path pinned" src/common/internal_sql.c \
     's/\tif \(!pin->pending\)\n\t\treturn;\n/\tif (true)\n\t\treturn;\n/' \
     tap 810_hostile_sweep
+mutate "an archive batch moves an order only with its order row" src/jobs/archive.c \
+    's/if \(SPI_processed != \(uint64\) n\)/if (false)/' \
+    tap 500_worker_jobs
+mutate "the archive walks finished orders by finishing time" src/jobs/archive.c \
+    's/" ORDER BY " FINISHED_AT " LIMIT/" ORDER BY o.order_no LIMIT/' \
+    tap 509_sweep_plans
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
 if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&
@@ -226,11 +236,13 @@ if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock
     cmp -s "$WORK/src/src/common/direct_insert.c" "$M/src/src/common/direct_insert.c" &&
     cmp -s "$WORK/src/src/jobs/jobs.c" "$M/src/src/jobs/jobs.c" &&
     cmp -s "$WORK/src/src/common/internal_sql.c" "$M/src/src/common/internal_sql.c" &&
+    cmp -s "$WORK/src/src/jobs/archive.c" "$M/src/src/jobs/archive.c" &&
     run_test isolation stock_opposite_order && run_test regress 101_stock && run_test regress 102_escrow && run_test regress 104_direct_write_caches && run_test isolation escrow_last_unit && run_test isolation escrow_restock_vs_fold &&
     run_test isolation stock_limit_set_during_reserve && run_test isolation stock_last_unit &&
     run_test isolation idem_finish_race && run_test tap 506_sweep_free_buckets &&
     run_test tap 205_id_flush && run_test tap 505_worker_settings && run_test tap 508_expiry_gather &&
-    run_test tap 895_cdc && run_test regress 400_orders && run_test tap 810_hostile_sweep && run_test tap 509_sweep_plans; then
+    run_test tap 895_cdc && run_test regress 400_orders && run_test tap 810_hostile_sweep && run_test tap 509_sweep_plans &&
+    run_test tap 500_worker_jobs; then
     echo "ok - the unmutated code passes the same tests"; PASSED=$((PASSED + 1))
 else
     echo "not ok - the unmutated code fails one of the tests"; FAILED=$((FAILED + 1))

@@ -4,7 +4,7 @@
  *	  The checks of a user's interval (see interval_check.h for why there
  *	  are three): OeIntervalUsecs, the checked interval-to-microseconds
  *	  conversion that reserve and place_order share; OeIntervalExpiry for
- *	  keys and tokens; OeIntervalCheckNotNegative for archive_orders.
+ *	  keys and tokens; OeIntervalCutoff for archive_orders' older_than.
  *
  *-------------------------------------------------------------------------
  */
@@ -100,4 +100,31 @@ OeIntervalCheckNotNegative(const Interval *iv, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be negative", name)));
+}
+
+/*
+ * Below this many whole years an interval subtracted from now stays well
+ * inside the timestamp range (4713 BC): the fields' floored years add up
+ * to less than the interval by under three years.
+ */
+#define OE_MAX_AGE_YEARS	5000
+
+TimestampTz
+OeIntervalCutoff(const Interval *iv, const char *name)
+{
+	int64		years;
+
+	OeIntervalCheckNotNegative(iv, name);
+	years = iv->month / MONTHS_PER_YEAR + iv->day / 366 +
+		iv->time / (USECS_PER_DAY * 366);
+	if (years >= OE_MAX_AGE_YEARS)
+	{
+		TimestampTz nothing_is_older;
+
+		TIMESTAMP_NOBEGIN(nothing_is_older);
+		return nothing_is_older;
+	}
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+												   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+												   IntervalPGetDatum((Interval *) iv)));
 }

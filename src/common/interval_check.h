@@ -15,8 +15,9 @@
  * Two intervals are never turned into microseconds and keep their own
  * check here: the ttl of an idempotency key or checkout token, whose
  * expiry is one timestamp (now() + ttl in calendar months, as SQL adds
- * them), and archive_orders' older_than, which SQL subtracts from now().
- * Every field is bounded before any arithmetic, so none of them overflows.
+ * them), and archive_orders' older_than, which is subtracted from now()
+ * the same way.  Every field is bounded before any arithmetic, so none of
+ * them overflows.
  *
  *-------------------------------------------------------------------------
  */
@@ -48,5 +49,13 @@ extern TimestampTz OeIntervalExpiry(const Interval *iv, const char *name,
 
 /* iv has no negative field: 22023 "<name> must not be negative" */
 extern void OeIntervalCheckNotNegative(const Interval *iv, const char *name);
+
+/*
+ * The transaction's start - iv (calendar months), what "older than iv"
+ * compares with; iv has no negative field (22023 as above).  An iv that
+ * reaches before the timestamp range gives -infinity, since nothing is
+ * that old: never 22008.
+ */
+extern TimestampTz OeIntervalCutoff(const Interval *iv, const char *name);
 
 #endif							/* ORDER_ENGINE_INTERVAL_CHECK_H */

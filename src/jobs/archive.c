@@ -4,11 +4,13 @@
  *	  Hot/cold separation: archive_orders moves finished orders, with their
  *	  lines and events, into schema order_engine_archive.
  *
- * Each order moves in one statement (copy + delete of order, lines and
- * events), in its own subtransaction so that a bad row is quarantined and
- * the others still move; the watermark row is updated in the same
- * transaction as the batch.  A crash therefore leaves every order either
- * live or archived, never both and never neither.
+ * A batch moves in one statement (copy + delete of its orders, their
+ * lines and their events), in the batch's subtransaction; if it fails for
+ * a reason that is not transient, each order moves in a statement of its
+ * own, in its own subtransaction, so that a bad row is quarantined and the
+ * others still move (OeJobProcessBatch).  The watermark row is updated in
+ * the same transaction as the batch.  A crash therefore leaves every order
+ * either live or archived, never both and never neither.
  *
  * An order whose outbox events are not all acknowledged stays live until
  * they are: claim_events reads only the live outbox.  Payments are never
@@ -26,22 +28,33 @@
 #include "utils/timestamp.h"
 
 #include "common/args.h"
+#include "common/arrays.h"
 #include "jobs/archive.h"
 #include "jobs/jobs.h"
 #include "common/internal_sql.h"
 #include "common/interval_check.h"
 
+/*
+ * The finished orders longest finished, by the index of finished orders'
+ * finishing times (orders_finished_idx: its expression and predicate are
+ * written here exactly as in the index, so the planner matches them).
+ * The index walk stops at the first order finished too recently, so a
+ * batch with nothing to archive reads no order at all; ordered by order
+ * number, it read every live order (measured: 160-200 ms per empty batch
+ * among 300,000 young finished orders, every naptime).
+ */
+#define FINISHED_AT "COALESCE(o.completed_at, o.closed_at, o.paid_at, o.created_at)"
+
 static OeQuery select_finished = {
 	"SELECT o.order_no FROM order_engine.orders o"
 	" WHERE o.status OPERATOR(pg_catalog.=) ANY ('{completed,cancelled,closed,refunded}'::pg_catalog.text[])"
-	"   AND COALESCE(o.completed_at, o.closed_at, o.paid_at, o.created_at)"
-	"       OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1)"
+	"   AND " FINISHED_AT " OPERATOR(pg_catalog.<) $1"
 	OE_NOT_QUARANTINED("archive_orders", "o.order_no")
 	"   AND NOT EXISTS (SELECT FROM order_engine.order_events e"
 	"                    WHERE e.order_no OPERATOR(pg_catalog.=) o.order_no"
 	"                      AND e.processed_at IS NULL)"
-	" ORDER BY o.order_no LIMIT $2 FOR UPDATE SKIP LOCKED",
-	2, {INTERVALOID, INT4OID}
+	" ORDER BY " FINISHED_AT " LIMIT $2 FOR UPDATE SKIP LOCKED",
+	2, {TIMESTAMPTZOID, INT4OID}
 };
 
 static OeQuery move_order = {
@@ -73,6 +86,20 @@ static OeQuery update_watermark = {
 	2, {INT8OID, INT8OID}
 };
 
+/* the same move for a batch's orders: one executor start-up per batch */
+static OeQuery move_orders = {
+	"WITH e AS (DELETE FROM order_engine.order_events"
+	"           WHERE order_no OPERATOR(pg_catalog.=) ANY ($1) RETURNING *),"
+	" ei AS (INSERT INTO order_engine_archive.order_events SELECT * FROM e),"
+	" l AS (DELETE FROM order_engine.order_lines"
+	"       WHERE order_no OPERATOR(pg_catalog.=) ANY ($1) RETURNING *),"
+	" li AS (INSERT INTO order_engine_archive.order_lines SELECT * FROM l),"
+	" o AS (DELETE FROM order_engine.orders"
+	"       WHERE order_no OPERATOR(pg_catalog.=) ANY ($1) RETURNING *)"
+	" INSERT INTO order_engine_archive.orders SELECT o.*, pg_catalog.now() FROM o",
+	1, {INT8ARRAYOID}
+};
+
 static void
 archive_one(int64 order_no)
 {
@@ -85,9 +112,27 @@ archive_one(int64 order_no)
 				 errmsg("order " INT64_FORMAT " vanished while being archived", order_no)));
 }
 
+/*
+ * The batch's orders are locked (FOR UPDATE in the gather), so none can
+ * vanish; if one did, the error sends the batch to archive_one, order by
+ * order, which names it.
+ */
+static void
+archive_many(const int64 *orders, int n)
+{
+	Datum		arg = PointerGetDatum(OeInt8Array(orders, n));
+
+	OeQueryRun(&move_orders, &arg, NULL, false, 0);
+	if (SPI_processed != (uint64) n)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%d of a batch of %d orders vanished while being archived",
+						n - (int) SPI_processed, n)));
+}
+
 typedef struct ArchiveBatch
 {
-	Interval   *older_than;
+	TimestampTz finished_before;	/* now() - older_than */
 	int32		max_rows;
 	int64		max_order_no;	/* the highest order number gathered */
 } ArchiveBatch;
@@ -101,7 +146,7 @@ gather_finished(void *arg, int64 **orders_out)
 	uint64		n;
 	int64	   *orders;
 
-	args[0] = IntervalPGetDatum(b->older_than);
+	args[0] = TimestampTzGetDatum(b->finished_before);
 	args[1] = Int32GetDatum(b->max_rows);
 	OeQueryRun(&select_finished, args, NULL, false, 0);
 	orders = OeQueryInt64Column(&n);
@@ -115,12 +160,12 @@ gather_finished(void *arg, int64 **orders_out)
 int64
 OeArchiveOrders(Interval *older_than, int32 max_rows)
 {
-	ArchiveBatch batch = {older_than, max_rows, 0};
+	ArchiveBatch batch = {OeIntervalCutoff(older_than, "older_than"), max_rows, 0};
 	int64		moved;
 
 	OeSqlConnect();
 	moved = OeJobProcessBatch(OE_JOB_ARCHIVE_ORDERS, gather_finished, &batch,
-							  NULL, archive_one);
+							  archive_many, archive_one);
 	if (moved > 0)
 	{
 		Datum		args[2];
@@ -142,6 +187,5 @@ oe_archive_orders(PG_FUNCTION_ARGS)
 	int32		max_rows = PG_GETARG_INT32(1);
 
 	CheckMaxRows(max_rows, OE_MAX_ROWS_UNBOUNDED);
-	OeIntervalCheckNotNegative(older_than, "older_than");
 	PG_RETURN_INT32((int32) OeArchiveOrders(older_than, max_rows));
 }

@@ -739,6 +739,12 @@ CREATE INDEX orders_pay_deadline_idx ON @extschema@.orders (pay_deadline)
  * (buyer_id | seller_id, order_no) that stops after a page */
 CREATE INDEX orders_buyer_order_idx ON @extschema@.orders (buyer_id, order_no);
 CREATE INDEX orders_seller_order_idx ON @extschema@.orders (seller_id, order_no);
+/* the archive's walk (src/jobs/archive.c), longest finished first: a
+ * batch reads only orders old enough to archive, however many young ones
+ * there are; the predicate and expression are the archive's, verbatim */
+CREATE INDEX orders_finished_idx ON @extschema@.orders
+    ((COALESCE(completed_at, closed_at, paid_at, created_at)))
+    WHERE status = ANY ('{completed,cancelled,closed,refunded}'::text[]);
 
 CREATE TABLE @extschema@.order_lines (
     order_no    bigint NOT NULL,

@@ -47,19 +47,21 @@ SQL
 echo "protocol $PROTOCOL, $BENCH_CLIENTS clients, ${BENCH_SECONDS}s per run, $ROUNDS rounds"
 OPTS=(-M "$PROTOCOL")
 
-# Alternate the contenders round by round and compare the sums, so that
-# drift in what else the machine does hits both sides alike.
-PLAIN_IDEM=0; OE_IDEM=0; PLAIN_VU=0; OE_VU=0
-add() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a + b }'; }
+# Alternate the contenders round by round (A B A B ...): a ratio per
+# round, whose two sides shared that minute's load, and the median of them
+# (lib.sh).  The WAL bytes per transaction of each side are the mean over
+# its rounds.
+PLAIN_IDEM=""; OE_IDEM=""; PLAIN_VU=""; OE_VU=""
+PLAIN_IDEM_WAL=""; OE_IDEM_WAL=""; PLAIN_VU_WAL=""; OE_VU_WAL=""
 for round in $(seq 1 "$ROUNDS"); do
     bench_pgbench "idem_plain_sql.$round" "$HERE/idem/plain_keys.sql" "${OPTS[@]}"
-    PLAIN_IDEM=$(add "$PLAIN_IDEM" "$BENCH_TPS")
+    PLAIN_IDEM="$PLAIN_IDEM $BENCH_TPS"; PLAIN_IDEM_WAL="$PLAIN_IDEM_WAL $BENCH_WAL"
     bench_pgbench "idem_begin_finish.$round" "$HERE/idem/idem_begin_finish.sql" "${OPTS[@]}"
-    OE_IDEM=$(add "$OE_IDEM" "$BENCH_TPS")
+    OE_IDEM="$OE_IDEM $BENCH_TPS"; OE_IDEM_WAL="$OE_IDEM_WAL $BENCH_WAL"
     bench_pgbench "update_plain_sql.$round" "$HERE/idem/update_plain.sql" "${OPTS[@]}"
-    PLAIN_VU=$(add "$PLAIN_VU" "$BENCH_TPS")
+    PLAIN_VU="$PLAIN_VU $BENCH_TPS"; PLAIN_VU_WAL="$PLAIN_VU_WAL $BENCH_WAL"
     bench_pgbench "versioned_update.$round" "$HERE/idem/versioned_update.sql" "${OPTS[@]}"
-    OE_VU=$(add "$OE_VU" "$BENCH_TPS")
+    OE_VU="$OE_VU $BENCH_TPS"; OE_VU_WAL="$OE_VU_WAL $BENCH_WAL"
 done
 
 # the work really happened: every key completed, versions moved
@@ -67,5 +69,7 @@ bench_psql -At -c "SELECT 'keys completed: ' || count(*) FILTER (WHERE state = '
 bench_psql -At -c "SELECT 'versioned rows bumped: ' || count(*) FILTER (WHERE version > 1) FROM vu_oe"
 
 echo
-bench_ratio "idem_begin+idem_finish / INSERT ON CONFLICT+SELECT+UPDATE" "$OE_IDEM" "$PLAIN_IDEM" 1.2
-bench_ratio "versioned_update / UPDATE ... WHERE id AND version" "$OE_VU" "$PLAIN_VU" 0.8
+bench_rounds_ratio "idem_begin+idem_finish / INSERT ON CONFLICT+SELECT+UPDATE" 1.2 "$OE_IDEM" "$PLAIN_IDEM"
+bench_rounds_ratio "versioned_update / UPDATE ... WHERE id AND version" 0.8 "$OE_VU" "$PLAIN_VU"
+echo "WAL B/txn: idem_begin+idem_finish $(bench_mean "$OE_IDEM_WAL"), plain $(bench_mean "$PLAIN_IDEM_WAL");" \
+    "versioned_update $(bench_mean "$OE_VU_WAL"), plain $(bench_mean "$PLAIN_VU_WAL")"

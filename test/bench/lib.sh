@@ -118,23 +118,31 @@ bench_psql() {
 }
 
 # bench_pgbench NAME SCRIPT_FILE [pgbench options...]: run it and print
-# "NAME tps p99_ms"; the tps alone goes to the variable BENCH_TPS and the
-# 99th percentile latency (ms) to BENCH_P99.
+# "NAME tps p99_ms WAL_bytes_per_transaction"; the tps alone goes to the
+# variable BENCH_TPS, the 99th percentile latency (ms) to BENCH_P99 and
+# the WAL bytes per pgbench transaction to BENCH_WAL.  The WAL is all the
+# server wrote during the run (pg_current_wal_insert_lsn before and
+# after) over the transactions pgbench counted: the worker's writes of
+# that time are in it, as they are in the cost of a deployment.
 bench_pgbench() {
-    local name=$1 script=$2 log
+    local name=$1 script=$2 log lsn txns
     shift 2
     log=$BENCH_DIR/$name.log
     cp "$script" "$BENCH_DIR/$name.sql"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$BENCH_DIR/$name.sql"
+    lsn=$(bench_psql -At -c "SELECT pg_current_wal_insert_lsn()")
     (cd "$BENCH_DIR" && bench_as_postgres pgbench -n -h "$BENCH_DIR" -p "$BENCH_PORT" -U postgres \
         -c "$BENCH_CLIENTS" -j 2 -T "$BENCH_SECONDS" -r -l --log-prefix="$BENCH_DIR/$name" \
         -f "$BENCH_DIR/$name.sql" "$@" "$BENCH_DB") >"$log" 2>&1 || { cat "$log"; return 1; }
+    txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log" | tail -1)
+    BENCH_WAL=$(bench_psql -At -c "SELECT (pg_current_wal_insert_lsn() - '$lsn'::pg_lsn) / greatest(${txns:-0}, 1)")
+    BENCH_WAL=${BENCH_WAL%.*}
     BENCH_TPS=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$log" | tail -1)
     # per-transaction logs: column 3 is the latency in microseconds
     BENCH_P99=$(cat "$BENCH_DIR/$name".[0-9]* 2>/dev/null | awk '{print $3}' | sort -n |
         awk '{a[NR]=$1} END {if (NR) printf "%.2f", a[int(NR*0.99)]/1000; else print "n/a"}')
     rm -f "$BENCH_DIR/$name".[0-9]*
-    printf '%-40s %10.0f tps   p99 %8s ms\n' "$name" "$BENCH_TPS" "$BENCH_P99"
+    printf '%-40s %10.0f tps   p99 %8s ms   WAL %6s B/txn\n' "$name" "$BENCH_TPS" "$BENCH_P99" "$BENCH_WAL"
 }
 
 # bench_ratio LABEL A B GOAL: print A/B and whether it meets the goal

@@ -144,22 +144,23 @@ engine_check() {
         (SELECT count(*) FROM order_engine.stock_hold), (SELECT count(*) FROM order_engine.order_events),
         (SELECT bool_and(ok) FROM order_engine.stock_audit()))"
 }
-PLAIN=; SINGLE=; ENGINE=
+PLAIN=; SINGLE=; ENGINE=; PLAIN_WAL=; SINGLE_WAL=; ENGINE_WAL=
 for round in $(seq 1 "$ROUNDS"); do
     echo "-- round $round"
     bench_fresh_db bench
-    bench_pgbench plain_sql "$BENCH_DIR/plain.sql" -M "$PROTOCOL"; PLAIN="$PLAIN $BENCH_TPS"
+    bench_pgbench plain_sql "$BENCH_DIR/plain.sql" -M "$PROTOCOL"; PLAIN="$PLAIN $BENCH_TPS"; PLAIN_WAL="$PLAIN_WAL $BENCH_WAL"
     plain_check
     bench_fresh_db bench
-    bench_pgbench plain_sql_single_statement "$BENCH_DIR/plain_single.sql" -M "$PROTOCOL"; SINGLE="$SINGLE $BENCH_TPS"
+    bench_pgbench plain_sql_single_statement "$BENCH_DIR/plain_single.sql" -M "$PROTOCOL"; SINGLE="$SINGLE $BENCH_TPS"; SINGLE_WAL="$SINGLE_WAL $BENCH_WAL"
     plain_check
     bench_fresh_db bench
-    bench_pgbench place_order "$BENCH_DIR/engine.sql" -M "$PROTOCOL"; ENGINE="$ENGINE $BENCH_TPS"
+    bench_pgbench place_order "$BENCH_DIR/engine.sql" -M "$PROTOCOL"; ENGINE="$ENGINE $BENCH_TPS"; ENGINE_WAL="$ENGINE_WAL $BENCH_WAL"
     engine_check
 done
-echo "-- mean tps over $ROUNDS rounds"
-printf '%-40s %10.0f tps\n' plain_sql "$(bench_mean "$PLAIN")" \
-    plain_sql_single_statement "$(bench_mean "$SINGLE")" place_order "$(bench_mean "$ENGINE")"
+echo "-- mean tps and WAL bytes per order over $ROUNDS rounds"
+printf '%-40s %10.0f tps   WAL %6.0f B/txn\n' plain_sql "$(bench_mean "$PLAIN")" "$(bench_mean "$PLAIN_WAL")" \
+    plain_sql_single_statement "$(bench_mean "$SINGLE")" "$(bench_mean "$SINGLE_WAL")" \
+    place_order "$(bench_mean "$ENGINE")" "$(bench_mean "$ENGINE_WAL")"
 bench_rounds_ratio "place_order / plain SQL, multi-statement transaction" - "$ENGINE" "$PLAIN"
 bench_rounds_ratio "place_order / plain SQL, single statement" - "$ENGINE" "$SINGLE"
 bench_rounds_ratio "place_order / best plain SQL form" 2 "$ENGINE" "$(bench_best "$PLAIN" "$SINGLE")"

@@ -117,7 +117,7 @@ EOF2
 
 echo "stock benchmark: $BENCH_CLIENTS clients, $ROUNDS rounds of ${BENCH_SECONDS}s per run, synchronous_commit = on"
 echo "every run on a fresh copy of the set-up database; ratios: median of per-round ratios"
-declare -A TPS
+declare -A TPS WAL
 RUNS="plain_hot_row:plain_hot plain_hot_row_single:plain_hot_single reserve_hot_16_buckets:reserve_hot
       reserve_hot_escrow:reserve_escrow
       reserve_sold_out:reserve_soldout floor_c_reserve_signature:floor_reserve
@@ -129,12 +129,13 @@ for round in $(seq 1 "$ROUNDS"); do
         bench_fresh_db bench
         bench_pgbench "$name" "$S/${run#*:}.sql" -M prepared
         TPS[$name]="${TPS[$name]:-} $BENCH_TPS"
+        WAL[$name]="${WAL[$name]:-} $BENCH_WAL"
     done
 done
-echo "-- mean tps over $ROUNDS rounds"
+echo "-- mean tps and WAL bytes per transaction over $ROUNDS rounds"
 for run in $RUNS; do
     name=${run%%:*}
-    printf '%-40s %10.0f tps\n' "$name" "$(bench_mean "${TPS[$name]}")"
+    printf '%-40s %10.0f tps   WAL %6.0f B/txn\n' "$name" "$(bench_mean "${TPS[$name]}")" "$(bench_mean "${WAL[$name]}")"
 done
 
 # the last run's copy (reserve over 10,000 SKUs): the engine's books balance

@@ -2,7 +2,7 @@
 -- refused move, that a refused call writes nothing, and the privileges
 -- and SECURITY DEFINER settings of the order objects.
 BEGIN;
-SELECT plan(57);
+SELECT plan(58);
 
 SELECT order_engine.restock(4019001, 10);
 SELECT order_engine.set_price(4019001, 2.50);
@@ -54,6 +54,7 @@ SELECT throws_ok($$SELECT order_engine.update_order(4019100, 1, '"x"')$$, '22023
 SELECT throws_ok($$SELECT order_engine.close_unpaid(0)$$, '22023', NULL, 'close_unpaid: max_rows 0');
 SELECT throws_ok($$SELECT order_engine.release_expired(-1)$$, '22023', NULL, 'release_expired: negative max_rows');
 SELECT throws_ok($$SELECT order_engine.archive_orders('-1 day', 10)$$, '22023', NULL, 'archive_orders: negative age');
+SELECT is(order_engine.archive_orders('178000000 years', 10), 0, 'archive_orders: an age past the timestamp range archives nothing');
 
 -- the business errors, with their own codes
 SELECT throws_ok($$SELECT order_engine.place_order(4019100, 7, 1, '[{"sku_id": 4019001, "qty": 3}]')$$, 'OE006', NULL, 'order number reused for other content');

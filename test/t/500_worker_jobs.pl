@@ -164,9 +164,54 @@ ok(wait_for($node, q{SELECT order_engine.order_status(2002)}, 'closed', 60),
 # once a consumer acknowledged their events (0.7: never before)
 # (a reload wakes the paused archive at once; the nap is 1 h, and only a
 # job that finished orders wakes it early)
+# A batch moves in one statement; an order that cannot move sends the
+# batch order by order: the others move, that order is quarantined and
+# stays live, whole.  Twice: a trigger on the archive refuses 2003, and
+# then a trigger that skips the delete of 2003's order row (the batch
+# must not move its lines and events without it).
 wait_for($node, q{SELECT order_engine.order_status(2004)}, 'closed', 60);
-$node->safe_psql('postgres', q{SELECT order_engine.ack_events(array_agg(event_id))
-	FROM order_engine.order_events WHERE processed_at IS NULL});
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION refuse_2003() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF NEW.order_no = 2003 THEN
+			RAISE EXCEPTION 'order 2003 cannot be archived' USING ERRCODE = 'P0001';
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE FUNCTION keep_2003() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		RETURN CASE WHEN OLD.order_no = 2003 THEN NULL ELSE OLD END;
+	END $$;
+	SELECT order_engine.ack_events(array_agg(event_id))
+	  FROM order_engine.order_events WHERE processed_at IS NULL;
+});
+my $archived = 0;
+for my $case (['refuse_2003 BEFORE INSERT ON order_engine_archive.orders', 'order 2003 cannot be archived', 6],
+	['keep_2003 BEFORE DELETE ON order_engine.orders', 'order 2003 vanished while being archived', 0])
+{
+	my ($trigger, $error, $moved) = @$case;
+	my ($name, $table) = $trigger =~ /^(\S+) .* ON (\S+)$/;
+	$archived += $moved;
+	$node->safe_psql('postgres', qq{
+		CREATE TRIGGER $trigger FOR EACH ROW EXECUTE FUNCTION $name();
+		SELECT pg_reload_conf();
+	});
+	ok(wait_for($node, q{SELECT string_agg(job || ':' || item || ':' || error, ',') FROM order_engine.quarantine},
+		"archive_orders:2003:$error", 60), "$name: the order is quarantined");
+	ok(wait_for($node, q{SELECT count(*) FROM order_engine.orders}, '1', 60),
+		"$name: the others of its batch were archived");
+	is($node->safe_psql('postgres', q{SELECT (SELECT count(*) FROM order_engine.orders WHERE order_no = 2003)
+		|| ',' || (SELECT count(*) FROM order_engine.order_lines WHERE order_no = 2003)
+		|| ',' || (SELECT count(*) > 0 FROM order_engine.order_events WHERE order_no = 2003)
+		|| ',' || (SELECT count(*) FROM order_engine_archive.order_lines WHERE order_no = 2003)
+		|| ',' || (SELECT count(*) FROM order_engine_archive.order_events WHERE order_no = 2003)
+		|| ',' || (SELECT count(*) FROM order_engine_archive.orders)}),
+		"1,1,true,0,0,$archived", "$name: 2003 stayed live with its lines and events");
+	$node->safe_psql('postgres', qq{
+		DROP TRIGGER $name ON $table;
+		DELETE FROM order_engine.quarantine;
+	});
+}
 $node->safe_psql('postgres', q{SELECT pg_reload_conf()});
 ok(wait_for($node, q{SELECT count(*) FROM order_engine.orders}, '0', 60),
 	'finished orders left the live tables');

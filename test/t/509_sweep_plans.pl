@@ -11,6 +11,8 @@
 # checks a hold's order reads orders_pay_deadline_idx, and the planned
 # holds of a batch are found by stock_hold's primary key, never the expiry
 # index.  Every due hold is released, and no hold of an unpaid order.
+# The archive's batch walks the index of finished orders by finishing
+# time, so 500 young cancelled orders and 3,000 unpaid ones are not read.
 # test/mutation.sh writes the status as a literal again and expects this
 # test to fail.
 use strict;
@@ -44,12 +46,15 @@ $node->safe_psql('postgres', q{
 ok(wait_for($node, q{SELECT count(*) FROM order_engine.stock_hold WHERE state = 'held'}, '0', 60),
 	'the first sweep released its holds');
 
-# 3,000 unpaid orders and 2,000 holds of no order; every plan logged from
-# now on (the worker reads the setting at the reload); then the holds fall
-# due
+# 3,000 unpaid orders, 500 cancelled ones (finished, too young to
+# archive) and 2,000 holds of no order; every plan logged from now on (the
+# worker reads the setting at the reload); then the holds fall due
 $node->safe_psql('postgres', q{
 	SELECT order_engine.place_order(g, g, 1, '[{"sku_id": 2, "qty": 1}]', '1 day')
 	  FROM generate_series(100001, 103000) g;
+	SELECT order_engine.place_order(g, g, 1, '[{"sku_id": 2, "qty": 1}]', '1 day'),
+	       order_engine.cancel_order(g)
+	  FROM generate_series(300001, 300500) g;
 	SELECT order_engine.reserve(g, '{1}', '{1}', '1 hour') FROM generate_series(200001, 202000) g;
 });
 my $log_from = -s $node->logfile;
@@ -85,6 +90,16 @@ my @planned = grep { /Query Text: SELECT l\.order_no, l\.sku_id/ } @hold_checks;
 cmp_ok(scalar(@planned), '>=', 1, 'batches of one bucket row locked their planned holds');
 is(scalar(grep { /stock_hold_expiry/ || !/stock_hold_pkey on stock_hold h/ } @planned), 0,
 	'each by its primary key, never by the expiry index');
+
+# the archive (every naptime here: archive_after is 90 days, nothing to
+# archive) walks the index of finished orders by finishing time and stops
+# at the first too young; a walk of the primary key, a scan of the table or
+# a sort would read every live order
+my @archive = grep { /LOG:  duration: .* plan:/ && /Query Text: SELECT o\.order_no FROM order_engine\.orders o WHERE o\.status OPERATOR\(pg_catalog\.=\) ANY/ } @plans;
+cmp_ok(scalar(@archive), '>=', 1, scalar(@archive) . ' plans of the archive\'s batch');
+is(scalar(grep { !/Index Scan using orders_finished_idx on orders o/ || /orders_pkey|Seq Scan on orders|Sort/ } @archive), 0,
+	'each walks the finished orders\' index in order, nothing else of orders')
+  or diag((grep { !/Index Scan using orders_finished_idx on orders o/ || /orders_pkey|Seq Scan on orders|Sort/ } @archive)[0]);
 
 is($node->safe_psql('postgres', q{SELECT count(*) FROM order_engine.stock_audit() WHERE NOT ok}), '0',
 	'the books balance');
