@@ -153,12 +153,13 @@ static OeQuery select_due_holds_batch = {
 
 /*
  * Those of the planned holds ($1, $2) still due and wholly in bucket row
- * ($3, $4), with their buyers (Anum_due_buyer_id), found by their keys: the whole condition is checked again, on
- * the version locked, so a hold confirmed, released or bound to an order
- * since the plan was made is passed over.  Each by its primary key: the
- * lateral subquery is planned per key, and the state is a parameter ($5,
- * 'held'), so no partial index's predicate can be proven and the expiry
- * index (whose statistics often say it is empty) is never read instead.
+ * ($3, $4), with their buyers (Anum_due_buyer_id), found by their keys:
+ * the whole condition is checked again, on the version locked, so a hold
+ * confirmed, released or bound to an order since the plan was made is
+ * passed over.  Each by its primary key: the lateral subquery is planned
+ * per key, and the state is a parameter ($5, 'held'), so no partial
+ * index's predicate can be proven and the expiry index (whose statistics
+ * often say it is empty) is never read instead.
  */
 static OeQuery select_planned_holds = {
 	"SELECT l.order_no, l.sku_id, l.buyer_id"

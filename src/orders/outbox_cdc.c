@@ -2,7 +2,8 @@
  *
  * outbox_cdc.c
  *	  The outbox for change data capture: every event row is also a
- *	  transactional logical decoding message (order_engine.emit_logical_messages).
+ *	  transactional logical decoding message
+ *	  (order_engine.emit_logical_messages).
  *
  * An AFTER INSERT trigger on order_engine.order_events, so that every
  * writer of events (placement, payments, the state machine, the router's

@@ -147,8 +147,8 @@ insert_holds_sql(int64 order_no, ReserveLine *lines, int nlines,
 /*
  * The hold rows of a call (and before 1.0 one journal row per hold), by
  * heap and index access (common/direct_insert.c): the INSERTs' executor
- * start-up was a third of a one-line reserve.  created_at is now(), as the column
- * defaults say.
+ * start-up was a third of a one-line reserve.  created_at is now(), as
+ * the column defaults say.
  */
 static void
 insert_holds(int64 order_no, ReserveLine *lines, int nlines,

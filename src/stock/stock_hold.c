@@ -513,8 +513,9 @@ OeStockBindHolds(int64 order_no, int nlines, TimestampTz deadline)
  * order reserve and release lock it (the holds of the orders whatever
  * their state: a released one only adds a lock the batch did not need,
  * and without "state = 'held'" no kept plan can pick the partial expiry
- * index, which it did, scanning every due hold for each batch): SKU by SKU in sku_id order, first
- * the buyers' purchase_tally rows of that SKU, then its buckets.  A batch
+ * index, which it did, scanning every due hold for each batch): SKU by
+ * SKU in sku_id order, first the buyers' purchase_tally rows of that SKU,
+ * then its buckets.  A batch
  * that released order by order locked in the batch's order instead and
  * deadlocked with reserve, place_order and confirm (found by
  * test/chaos.sh).

@@ -7,8 +7,9 @@
  * extension installed in its database), runs the jobs that are due, one
  * transaction per batch, and sleeps on its latch until the earliest hold
  * expiry or payment deadline, at most order_engine.naptime.  Backends set
- * the latch when they commit something due sooner (OeWorkerWakeAtCommit).  It leaves when asked (DROP DATABASE, the
- * database removed from order_engine.database), on SIGTERM, and exits
+ * the latch when they commit something due sooner (OeWorkerWakeAtCommit).
+ * It leaves when asked (DROP DATABASE, the database removed from
+ * order_engine.database), on SIGTERM, and exits
  * with code 1 on an error so that the launcher starts it again.
  *
  *-------------------------------------------------------------------------
