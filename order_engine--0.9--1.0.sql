@@ -192,7 +192,11 @@ $audit$;
 
 /* the archive's walk (src/jobs/archive.c), longest finished first: a
  * batch reads only orders old enough to archive, however many young ones
- * there are; the predicate and expression are the archive's, verbatim */
-CREATE INDEX orders_finished_idx ON @extschema@.orders
+ * there are; the predicate and expression are the archive's, verbatim.
+ * IF NOT EXISTS: on a large orders table an operator may build it first
+ * with CREATE INDEX CONCURRENTLY (this very definition, README
+ * "Upgrades"), so that the update does not hold writes to orders while it
+ * builds (test/t/816_install_equals_upgrade.pl) */
+CREATE INDEX IF NOT EXISTS orders_finished_idx ON @extschema@.orders
     ((COALESCE(completed_at, closed_at, paid_at, created_at)))
     WHERE status = ANY ('{completed,cancelled,closed,refunded}'::text[]);

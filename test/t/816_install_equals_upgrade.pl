@@ -30,6 +30,10 @@
 #   - the settings an install leaves for the rest of its transaction
 #     (SET LOCAL in a script lasts until the end of the caller's
 #     transaction) and the messages it prints.
+# And a third database on "chain", "c": 0.9, then orders_finished_idx built
+# with CREATE INDEX CONCURRENTLY as README "Upgrades" tells an operator of
+# a large orders table, then the update: it succeeds and the plain schema
+# dump equals the fresh install's.
 use strict;
 use warnings;
 
@@ -211,6 +215,19 @@ same('settings left for the rest of the transaction',
 	$chain->safe_psql('tx', "BEGIN; CREATE EXTENSION order_engine VERSION '0.1'; "
 		  . "ALTER EXTENSION order_engine UPDATE; $show; ROLLBACK;"));
 same('messages of the install', $fresh_msgs, $chain_msgs);
+
+# On a large orders table the operator builds the 1.0 index concurrently
+# before the update (README "Upgrades"); the update keeps it, and the
+# schema is the fresh install's
+$chain->safe_psql('postgres', 'CREATE DATABASE c');
+$chain->safe_psql('c', q{CREATE EXTENSION order_engine VERSION '0.9'});
+$chain->safe_psql('c', q{CREATE INDEX CONCURRENTLY orders_finished_idx ON order_engine.orders
+    ((COALESCE(completed_at, closed_at, paid_at, created_at)))
+    WHERE status = ANY ('{completed,cancelled,closed,refunded}'::text[])});
+($ret, $out, $err) = $chain->psql('c', 'ALTER EXTENSION order_engine UPDATE');
+is($ret, 0, 'the update to 1.0 keeps an index built concurrently before it') or diag($err);
+same('plain pg_dump --schema-only, the index built before the update',
+	normalized(dump_of($fresh, 'a', '--schema-only')), normalized(dump_of($chain, 'c', '--schema-only')));
 
 $_->stop for $fresh, $chain;
 done_testing();
