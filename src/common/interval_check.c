@@ -93,8 +93,10 @@ OeIntervalExpiry(const Interval *iv, const char *name, int max_years)
 	return expires;
 }
 
-void
-OeIntervalCheckNotNegative(const Interval *iv, const char *name)
+
+/* iv has no negative field: 22023 "<name> must not be negative" */
+static void
+check_not_negative(const Interval *iv, const char *name)
 {
 	if (iv->time < 0 || iv->day < 0 || iv->month < 0)
 		ereport(ERROR,
@@ -114,7 +116,7 @@ OeIntervalCutoff(const Interval *iv, const char *name)
 {
 	int64		years;
 
-	OeIntervalCheckNotNegative(iv, name);
+	check_not_negative(iv, name);
 	years = iv->month / MONTHS_PER_YEAR + iv->day / 366 +
 		iv->time / (USECS_PER_DAY * 366);
 	if (years >= OE_MAX_AGE_YEARS)

@@ -47,14 +47,11 @@ extern TimestampTz OeTimestampPlusUsecs(TimestampTz ts, int64 usecs);
 extern TimestampTz OeIntervalExpiry(const Interval *iv, const char *name,
 									int max_years);
 
-/* iv has no negative field: 22023 "<name> must not be negative" */
-extern void OeIntervalCheckNotNegative(const Interval *iv, const char *name);
-
 /*
  * The transaction's start - iv (calendar months), what "older than iv"
- * compares with; iv has no negative field (22023 as above).  An iv that
- * reaches before the timestamp range gives -infinity, since nothing is
- * that old: never 22008.
+ * compares with; iv has no negative field (22023 "<name> must not be
+ * negative").  An iv that reaches before the timestamp range gives
+ * -infinity, since nothing is that old: never 22008.
  */
 extern TimestampTz OeIntervalCutoff(const Interval *iv, const char *name);
 

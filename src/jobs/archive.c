@@ -57,19 +57,6 @@ static OeQuery select_finished = {
 	2, {TIMESTAMPTZOID, INT4OID}
 };
 
-static OeQuery move_order = {
-	"WITH e AS (DELETE FROM order_engine.order_events"
-	"           WHERE order_no OPERATOR(pg_catalog.=) $1 RETURNING *),"
-	" ei AS (INSERT INTO order_engine_archive.order_events SELECT * FROM e),"
-	" l AS (DELETE FROM order_engine.order_lines"
-	"       WHERE order_no OPERATOR(pg_catalog.=) $1 RETURNING *),"
-	" li AS (INSERT INTO order_engine_archive.order_lines SELECT * FROM l),"
-	" o AS (DELETE FROM order_engine.orders"
-	"       WHERE order_no OPERATOR(pg_catalog.=) $1 RETURNING *)"
-	" INSERT INTO order_engine_archive.orders SELECT o.*, pg_catalog.now() FROM o",
-	1, {INT8OID}
-};
-
 /*
  * The singleton row is made here on the first batch, not by the install
  * script: a row the script made would be in every dump as well and clash
@@ -86,7 +73,10 @@ static OeQuery update_watermark = {
 	2, {INT8OID, INT8OID}
 };
 
-/* the same move for a batch's orders: one executor start-up per batch */
+/*
+ * Copy + delete of orders $1 with their lines and events: one executor
+ * start-up for a whole batch (archive_many), or one order (archive_one)
+ */
 static OeQuery move_orders = {
 	"WITH e AS (DELETE FROM order_engine.order_events"
 	"           WHERE order_no OPERATOR(pg_catalog.=) ANY ($1) RETURNING *),"
@@ -103,9 +93,9 @@ static OeQuery move_orders = {
 static void
 archive_one(int64 order_no)
 {
-	Datum		arg = Int64GetDatum(order_no);
+	Datum		arg = PointerGetDatum(OeInt8Array(&order_no, 1));
 
-	OeQueryRun(&move_order, &arg, NULL, false, 0);
+	OeQueryRun(&move_orders, &arg, NULL, false, 0);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
