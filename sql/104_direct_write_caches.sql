@@ -140,3 +140,32 @@ SELECT e.order_no, e.event, e.from_status, e.to_status, e.processed_at,
 SELECT place_order(1040104, 7, 1, '[{"sku_id": 104999, "qty": 1}]') AS status;
 SELECT count(*) AS nothing_written FROM orders WHERE order_no = 1040104;
 SELECT ok, detail FROM stock_audit() WHERE sku_id IN (104001, 104002);
+
+-- The take finds a SKU's one bucket row where reserve's lookup saw it
+-- (stock/bucket_row.c: fetch_at) instead of probing stock_bucket_pkey a
+-- second time; the index-scan counts the backend has not reported yet
+-- (it reports none inside a transaction block) show which ran.
+SELECT restock(104010, 100) AS available, restock(104011, 100) AS available_too;
+SELECT set_price(104010, 2.00), set_price(104011, 3.00);
+CREATE FUNCTION pg_temp.probes(index_name text) RETURNS bigint LANGUAGE sql
+    AS $$ SELECT pg_catalog.pg_stat_get_xact_numscans(('order_engine.' || index_name)::regclass) $$;
+BEGIN;
+SELECT pg_temp.probes('stock_bucket_pkey') AS bucket_before \gset
+SELECT reserve(1040201, '{104010}', '{1}') AS held;
+SELECT pg_temp.probes('stock_bucket_pkey') - :bucket_before AS bucket_probes_one_line;
+SELECT pg_temp.probes('stock_bucket_pkey') AS bucket_before, pg_temp.probes('sku_pkey') AS sku_before \gset
+SELECT place_order(1040202, 7, 1, '[{"sku_id": 104010, "qty": 2}, {"sku_id": 104011, "qty": 1}]') AS status;
+SELECT pg_temp.probes('stock_bucket_pkey') - :bucket_before AS bucket_probes_two_lines,
+       -- the prices come from the lookup's read of sku: no probe of their own
+       pg_temp.probes('sku_pkey') - :sku_before AS sku_probes_two_lines;
+COMMIT;
+-- two reserves of the SKU in one transaction: the second one's lookup
+-- sees the version the first one wrote, and takes it from there
+BEGIN;
+SELECT pg_temp.probes('stock_bucket_pkey') AS bucket_before \gset
+SELECT reserve(1040203, '{104010}', '{1}') AS held, reserve(1040204, '{104010}', '{1}') AS held_too;
+SELECT pg_temp.probes('stock_bucket_pkey') - :bucket_before AS bucket_probes_two_reserves;
+COMMIT;
+SELECT order_no, sku_id, qty, unit_price, line_total FROM order_lines WHERE order_no = 1040202 ORDER BY line_no;
+SELECT sku_id, available, held FROM stock_bucket WHERE sku_id IN (104010, 104011) ORDER BY sku_id;
+SELECT ok FROM stock_audit() WHERE sku_id IN (104010, 104011);

@@ -141,15 +141,12 @@ OeOrderCheckPrice(Datum price)
 }
 
 /*
- * Unit prices of the lines, from the SKUs' current price; the client never
- * sends amounts.
+ * The SKUs' prices of the lines (has_price[i]: line i's SKU has one) must
+ * all be payable: 55000 otherwise.
  */
 void
-OeOrderSnapshotPrices(const OeLines *lines, Datum *prices)
+OeOrderCheckPrices(const OeLines *lines, const Datum *prices, const bool *has_price)
 {
-	bool		has_price[OE_MAX_ORDER_LINES];
-
-	OeStockUnitPrices(lines->n, lines->sku_ids, prices, has_price);
 	for (int i = 0; i < lines->n; i++)
 	{
 		if (!has_price[i])
@@ -166,4 +163,17 @@ OeOrderSnapshotPrices(const OeLines *lines, Datum *prices)
 							   DatumGetCString(DirectFunctionCall1(numeric_out, prices[i]))),
 					 errhint("Set a payable price with set_price() (order_engine.currency_scale).")));
 	}
+}
+
+/*
+ * Unit prices of the lines, from the SKUs' current price; the client never
+ * sends amounts.
+ */
+void
+OeOrderSnapshotPrices(const OeLines *lines, Datum *prices)
+{
+	bool		has_price[OE_MAX_ORDER_LINES];
+
+	OeStockUnitPrices(lines->n, lines->sku_ids, prices, has_price);
+	OeOrderCheckPrices(lines, prices, has_price);
 }

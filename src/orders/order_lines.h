@@ -35,6 +35,9 @@ extern void OeOrderParseLines(Jsonb *lines, OeLines *out);
  * prices are copied into the caller's memory context.
  */
 extern void OeOrderSnapshotPrices(const OeLines *lines, Datum *prices);
+/* the same rules over prices read elsewhere (OeStockReserve's lookup) */
+extern void OeOrderCheckPrices(const OeLines *lines, const Datum *prices,
+							   const bool *has_price);
 
 /* a numeric[] of n prices */
 extern ArrayType *OeOrderPriceArray(const Datum *prices, int n);

@@ -368,6 +368,7 @@ place_order(FunctionCallInfo fcinfo)
 	TimestampTz deadline;
 	OeLines		lines;
 	Datum		prices[OE_MAX_ORDER_LINES];
+	bool		has_price[OE_MAX_ORDER_LINES];
 	Datum		total;
 	text	   *result;
 	text	   *quote_token = NULL;
@@ -404,10 +405,11 @@ place_order(FunctionCallInfo fcinfo)
 	result = replay_placement(order_no, buyer_id, seller_id, &lines);
 	if (result == NULL)
 	{
+		OeStockPrices snapshot = {prices, has_price};
+		bool		reserved;
+
 		if (quote_token != NULL)
 			take_quote(quote_token, buyer_id, &lines, &quote, prices);
-		else
-			OeOrderSnapshotPrices(&lines, prices);
 		/*
 		 * created_at (now()) + pay_within; the holds get at least as long
 		 * (reserve counts from the clock, later than now(), and
@@ -416,9 +418,20 @@ place_order(FunctionCallInfo fcinfo)
 		 */
 		deadline = OeTimestampPlusUsecs(GetCurrentTransactionStartTimestamp(),
 										pay_within_usecs);
+		/*
+		 * Without a quote the prices are the SKUs' current ones, read by
+		 * the reserve's lookup from the rows it reads anyway; they are
+		 * checked whatever it answers, so a SKU without a payable price
+		 * is 55000 even when it is sold out, as it was when a statement
+		 * of its own read them first.
+		 */
+		reserved = OeStockReserve(order_no, lines.n, lines.sku_ids, lines.qtys,
+								  pay_within_usecs, true, buyer_id, &fresh_holds, NULL,
+								  quote_token != NULL ? NULL : &snapshot);
+		if (quote_token == NULL)
+			OeOrderCheckPrices(&lines, prices, has_price);
 		/* out_of_stock writes nothing: a quote stays for the next try */
-		if (!OeStockReserve(order_no, lines.n, lines.sku_ids, lines.qtys,
-							pay_within_usecs, true, buyer_id, &fresh_holds, NULL))
+		if (!reserved)
 			result = cstring_to_text("out_of_stock");
 		else
 		{

@@ -63,6 +63,7 @@ typedef struct ReserveLine
 	bool		tallied;
 	int			nparts;
 	StockPart  *parts;
+	ItemPointerData bucket_tid; /* where the lookup saw its one bucket row */
 } ReserveLine;
 
 /*
@@ -219,18 +220,19 @@ insert_holds(int64 order_no, ReserveLine *lines, int nlines,
 /*
  * reserve's lookup (stock_look.c): per line the SKU, its unlocked
  * availability and any hold of this order; returns how many holds the
- * order has in all.  The hold columns go to looks.
+ * order has in all.  The hold columns (and the prices, with a price_cxt)
+ * go to looks.
  */
 static int64
 reserve_lookup(int64 order_no, ReserveLine *lines, int nlines, StockLook **looks,
-			   const OeStockPeek *peek)
+			   const OeStockPeek *peek, MemoryContext price_cxt)
 {
 	int64		order_holds;
 
 	*looks = palloc0(sizeof(StockLook) * nlines);
 	for (int i = 0; i < nlines; i++)
 		(*looks)[i].sku_id = lines[i].sku_id;
-	order_holds = OeStockLook(order_no, *looks, nlines, peek);
+	order_holds = OeStockLook(order_no, *looks, nlines, peek, price_cxt);
 	for (int i = 0; i < nlines; i++)
 	{
 		ReserveLine *l = &lines[i];
@@ -243,6 +245,7 @@ reserve_lookup(int64 order_no, ReserveLine *lines, int nlines, StockLook **looks
 		l->available = k->available;
 		l->escrow = k->escrow;
 		l->row_available = k->row_available;
+		l->bucket_tid = k->bucket_tid;
 	}
 	return order_holds;
 }
@@ -255,7 +258,8 @@ static bool
 take_line(ReserveLine *l)
 {
 	if (!l->escrow)
-		return OeStockTake(l->sku_id, l->qty, l->nbuckets, true, &l->parts, &l->nparts);
+		return OeStockTake(l->sku_id, l->qty, l->nbuckets, true, &l->bucket_tid,
+						   &l->parts, &l->nparts);
 	if (OeEscrowTake(l->sku_id, l->qty))
 	{
 		l->escrowed = true;
@@ -265,7 +269,8 @@ take_line(ReserveLine *l)
 	/* units restocked or released since the worker last moved them */
 	if (l->row_available < l->qty)
 		return false;
-	if (OeStockTake(l->sku_id, l->qty, l->nbuckets, true, &l->parts, &l->nparts))
+	if (OeStockTake(l->sku_id, l->qty, l->nbuckets, true, &l->bucket_tid,
+					&l->parts, &l->nparts))
 		return true;
 	/* the worker moved them into escrow while we waited for the row */
 	if (OeEscrowTake(l->sku_id, l->qty))
@@ -278,15 +283,35 @@ take_line(ReserveLine *l)
 }
 
 /*
+ * The lookup's prices in the caller's line order (looks is in sku_id
+ * order); a SKU the lookup did not find has none.
+ */
+static void
+hand_over_prices(const int64 *sku_ids, int nlines, StockLook *looks,
+				 OeStockPrices *prices)
+{
+	for (int i = 0; i < nlines; i++)
+	{
+		const StockLook *k = OeStockLookFind(looks, nlines, sku_ids[i]);
+
+		prices->has_price[i] = k != NULL && k->known && k->has_price;
+		prices->values[i] = prices->has_price[i] ? k->price : (Datum) 0;
+	}
+}
+
+/*
  * Hold every line of an order or none.  Lines must have been checked
  * (OeStockCheckLines).  true: all held (or held by an earlier identical
  * call); false: some SKU has not enough available, nothing changed.
+ * With prices, the SKUs' prices as the lookup read them, in the caller's
+ * memory (stock.h).
  */
 bool
 OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 			   const int64 *qtys, int64 ttl_usecs, bool has_buyer, int64 buyer_id,
-			   bool *created, const OeStockPeek *peek)
+			   bool *created, const OeStockPeek *peek, OeStockPrices *prices)
 {
+	MemoryContext caller_cxt = CurrentMemoryContext;
 	ReserveLine *lines;
 	StockLook  *looks;
 	bool		result = true;
@@ -315,7 +340,10 @@ OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 	}
 	qsort(lines, nlines, sizeof(ReserveLine), line_cmp);
 
-	order_holds = reserve_lookup(order_no, lines, nlines, &looks, peek);
+	order_holds = reserve_lookup(order_no, lines, nlines, &looks, peek,
+								 prices ? caller_cxt : NULL);
+	if (prices)
+		hand_over_prices(sku_ids, nlines, looks, prices);
 	if (order_holds > 0)
 	{
 		/* a repeat: it must be the same order, and still held */

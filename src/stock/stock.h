@@ -45,12 +45,25 @@ typedef struct OeStockPeek
 	int64		sku_id;
 	int64		row_available;	/* the bucket rows' available */
 	int64		escrow;			/* and their escrow */
+	ItemPointerData bucket_tid; /* where the one bucket row was, if one */
 } OeStockPeek;
+
+/*
+ * What OeStockReserve's lookup read of the SKUs' prices, for place_order:
+ * per line (caller's order) whether the SKU has a price and the price,
+ * copied into the caller's memory.  Filled whenever OeStockReserve
+ * returns: its lookup comes before every answer.
+ */
+typedef struct OeStockPrices
+{
+	Datum	   *values;
+	bool	   *has_price;
+} OeStockPrices;
 
 extern bool OeStockReserve(int64 order_no, int nlines, const int64 *sku_ids,
 						   const int64 *qtys, int64 ttl_usecs,
 						   bool has_buyer, int64 buyer_id, bool *created,
-						   const OeStockPeek *peek);
+						   const OeStockPeek *peek, OeStockPrices *prices);
 /* one bucket row: the holds that lie wholly in it */
 typedef struct OeStockBucketRef
 {

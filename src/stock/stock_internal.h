@@ -33,16 +33,19 @@
 extern void OeStockMoveBucket(int64 sku_id, int32 bucket, int64 da, int64 dh,
 							  int64 ds);
 extern bool OeStockTake(int64 sku_id, int64 qty, int32 nbuckets, bool to_held,
-						StockPart **parts, int *nparts);
+						ItemPointer bucket_tid, StockPart **parts, int *nparts);
 
 /*
  * bucket_row.c: if bucket row (sku_id, bucket) has available >=
  * min_available, add (da, dh, ds) to (available, held, sold), as the
  * conditional UPDATE would: 1 done, 0 no such row or too little, -1 the
- * table needs the UPDATE statement
+ * table needs the UPDATE statement.  tid (NULL, or maybe invalid) is
+ * where an earlier read of this transaction found the row: looked at
+ * first, instead of the primary key, when it still holds the version
+ * the statement sees.
  */
 extern int	OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
-								int64 da, int64 dh, int64 ds);
+								int64 da, int64 dh, int64 ds, ItemPointer tid);
 
 /* stock_journal.c: does this schema (before 1.0) journal each hold's changes? */
 extern bool OeStockJournalsHolds(void);
@@ -88,6 +91,9 @@ typedef struct StockLook
 	char	   *hold_state;
 	bool		hold_has_buyer;
 	int64		hold_buyer_id;
+	bool		has_price;		/* read only when OeStockLook is given a */
+	Datum		price;			/* price_cxt: sku.price, copied there */
+	ItemPointerData bucket_tid; /* the SKU's bucket row, when it has one */
 } StockLook;
 
 /*
@@ -95,9 +101,12 @@ typedef struct StockLook
  * an SPI statement would use; returns how many holds the order has.  A
  * valid peek (OeStockPeekShort's, of this call) stands for its SKU's
  * bucket rows: read an instant earlier, as a statement before this one
- * would have read them.
+ * would have read them.  With a price_cxt it also copies each SKU's price
+ * there, from the row it reads anyway (place_order's prices).
  */
 extern int64 OeStockLook(int64 order_no, StockLook *looks, int n,
-						 const OeStockPeek *peek);
+						 const OeStockPeek *peek, MemoryContext price_cxt);
+/* stock_look.c: the look of sku_id in looks (sorted by sku_id), or NULL */
+extern StockLook *OeStockLookFind(StockLook *looks, int n, int64 sku_id);
 
 #endif							/* ORDER_ENGINE_STOCK_INTERNAL_H */

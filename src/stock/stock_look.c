@@ -87,11 +87,13 @@ look_scan(LookRel *lr, int64 key, Snapshot snap)
 /*
  * sum of available over the SKU's bucket rows, and of escrow (escrow_att
  * InvalidAttrNumber: the table predates it) into *escrow; *rows how many
- * rows there are
+ * rows there are, and *tid (if not NULL) where the row is when there is
+ * one (else an invalid tid)
  */
 static int64
 bucket_available(LookRel *buckets, AttrNumber avail_att, AttrNumber escrow_att,
-				 int64 sku_id, Snapshot snap, int *rows, int64 *escrow, bool *ok)
+				 int64 sku_id, Snapshot snap, int *rows, int64 *escrow, bool *ok,
+				 ItemPointer tid)
 {
 	SysScanDesc scan = look_scan(buckets, sku_id, snap);
 	HeapTuple	tup;
@@ -100,11 +102,20 @@ bucket_available(LookRel *buckets, AttrNumber avail_att, AttrNumber escrow_att,
 	*rows = 0;
 	*escrow = 0;
 	*ok = true;
+	if (tid != NULL)
+		ItemPointerSetInvalid(tid);
 	while (*ok && HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		bool		isnull;
 		Datum		d = heap_getattr(tup, avail_att, RelationGetDescr(buckets->rel), &isnull);
 
+		if (tid != NULL)
+		{
+			if (*rows == 0)
+				*tid = tup->t_self;
+			else
+				ItemPointerSetInvalid(tid);
+		}
 		(*rows)++;
 		if (isnull || pg_add_s64_overflow(sum, DatumGetInt64(d), &sum))
 			*ok = false;
@@ -128,13 +139,22 @@ look_cmp(const void *key, const void *elem)
 	return (x > y) - (x < y);
 }
 
+StockLook *
+OeStockLookFind(StockLook *looks, int n, int64 sku_id)
+{
+	return bsearch(&sku_id, looks, n, sizeof(StockLook), look_cmp);
+}
+
 /*
  * Fill looks[0..n-1] (sorted by sku_id, distinct; sku_id set) with each
  * SKU's row, its availability and this order's hold of it, and return how
- * many holds the order has in all.
+ * many holds the order has in all.  With a price_cxt, each SKU's price too,
+ * detoasted and copied into price_cxt: a place_order reads its prices from
+ * the row the reserve reads (they were three more probes of sku_pkey).
  */
 int64
-OeStockLook(int64 order_no, StockLook *looks, int n, const OeStockPeek *peek)
+OeStockLook(int64 order_no, StockLook *looks, int n, const OeStockPeek *peek,
+			MemoryContext price_cxt)
 {
 	LookRel		skus,
 				buckets,
@@ -147,7 +167,8 @@ OeStockLook(int64 order_no, StockLook *looks, int n, const OeStockPeek *peek)
 				hsku_att,
 				hqty_att,
 				hstate_att,
-				hbuyer_att;
+				hbuyer_att,
+				price_att = InvalidAttrNumber;
 	Snapshot	snap;
 	SysScanDesc scan;
 	HeapTuple	tup;
@@ -159,6 +180,8 @@ OeStockLook(int64 order_no, StockLook *looks, int n, const OeStockPeek *peek)
 		elog(ERROR, "order_engine: a stock table or its primary key is missing");
 	limit_att = look_att(&skus, "purchase_limit");
 	nbuckets_att = look_att(&skus, "nbuckets");
+	if (price_cxt != NULL)
+		price_att = look_att(&skus, "price");
 	/* the escrow columns are 0.9's: the library may serve older SQL */
 	sku_escrow_att = OeRelationColumn(skus.rel, "escrow");
 	avail_att = look_att(&buckets, "available");
@@ -186,6 +209,9 @@ OeStockLook(int64 order_no, StockLook *looks, int n, const OeStockPeek *peek)
 		l->nbuckets = 1;
 		l->available = 0;
 		l->hold_exists = false;
+		l->has_price = false;
+		l->price = (Datum) 0;
+		ItemPointerSetInvalid(&l->bucket_tid);
 		scan = look_scan(&skus, l->sku_id, snap);
 		if (HeapTupleIsValid(tup = systable_getnext(scan)))
 		{
@@ -203,6 +229,19 @@ OeStockLook(int64 order_no, StockLook *looks, int n, const OeStockPeek *peek)
 				d = heap_getattr(tup, sku_escrow_att, desc, &isnull);
 				l->escrow = !isnull && DatumGetBool(d);
 			}
+			if (price_cxt != NULL)
+			{
+				d = heap_getattr(tup, price_att, desc, &isnull);
+				l->has_price = !isnull;
+				/* out of the buffer before the scan lets go of it */
+				if (!isnull)
+				{
+					MemoryContext old = MemoryContextSwitchTo(price_cxt);
+
+					l->price = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+					MemoryContextSwitchTo(old);
+				}
+			}
 		}
 		systable_endscan(scan);
 		if (!l->known)
@@ -211,11 +250,12 @@ OeStockLook(int64 order_no, StockLook *looks, int n, const OeStockPeek *peek)
 		{
 			l->row_available = peek->row_available;
 			escrow = peek->escrow;
+			l->bucket_tid = peek->bucket_tid;
 			ok = true;
 		}
 		else
 			l->row_available = bucket_available(&buckets, avail_att, escrow_att, l->sku_id, snap,
-												&rows, &escrow, &ok);
+												&rows, &escrow, &ok, &l->bucket_tid);
 		if (ok && pg_add_s64_overflow(l->row_available, escrow, &l->available))
 			ok = false;
 		if (!ok)
@@ -235,7 +275,7 @@ OeStockLook(int64 order_no, StockLook *looks, int n, const OeStockPeek *peek)
 
 		order_holds++;
 		sku_id = DatumGetInt64(heap_getattr(tup, hsku_att, desc, &isnull));
-		l = bsearch(&sku_id, looks, n, sizeof(StockLook), look_cmp);
+		l = OeStockLookFind(looks, n, sku_id);
 		if (isnull || l == NULL)
 			continue;
 		l->hold_exists = true;
@@ -277,7 +317,8 @@ OeStockPeekShort(int64 order_no, int64 sku_id, int64 qty, OeStockPeek *peek)
 	snap = OeStatementSnapshot();
 	/* escrow units count too: for an escrow SKU the sum is an upper bound */
 	sum = bucket_available(&buckets, look_att(&buckets, "available"),
-						   OeRelationColumn(buckets.rel, "escrow"), sku_id, snap, &rows, &escrow, &ok);
+						   OeRelationColumn(buckets.rel, "escrow"), sku_id, snap, &rows, &escrow, &ok,
+						   &peek->bucket_tid);
 	if (ok)
 	{
 		peek->valid = true;

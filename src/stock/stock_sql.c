@@ -223,7 +223,7 @@ oe_reserve(PG_FUNCTION_ARGS)
 	{
 		held = OeStockReserve(order_no, nskus, skus, qtys, ttl_usecs,
 							  !PG_ARGISNULL(4),
-							  PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4), NULL, &peek);
+							  PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4), NULL, &peek, NULL);
 	}
 	PG_CATCH();
 	{

@@ -114,7 +114,7 @@ OeStockMoveBucket(int64 sku_id, int32 bucket, int64 da, int64 dh, int64 ds)
 	static const Oid types[] = {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID};
 	Datum		v[5];
 
-	int			done = OeStockBucketRowAdd(sku_id, bucket, PG_INT64_MIN, da, dh, ds);
+	int			done = OeStockBucketRowAdd(sku_id, bucket, PG_INT64_MIN, da, dh, ds, NULL);
 
 	if (done < 0)
 	{
@@ -290,7 +290,7 @@ take_attempt(bool (*attempt) (TakeArgs *, MemoryContext), TakeArgs *t)
  */
 bool
 OeStockTake(int64 sku_id, int64 qty, int32 nbuckets, bool to_held,
-	 StockPart **parts, int *nparts)
+			ItemPointer bucket_tid, StockPart **parts, int *nparts)
 {
 	TakeArgs	t;
 	Datum		v[4];
@@ -310,7 +310,8 @@ OeStockTake(int64 sku_id, int64 qty, int32 nbuckets, bool to_held,
 
 		/* one row: a failed take may keep its lock, there is no other */
 		int			done = OeStockBucketRowAdd(sku_id, 0, qty, -qty,
-											   to_held ? qty : 0, to_held ? 0 : qty);
+											   to_held ? qty : 0, to_held ? 0 : qty,
+											   bucket_tid);
 
 		if (done < 0)
 		{
@@ -385,7 +386,7 @@ OeStockTryDeduct(int64 sku_id, int64 qty)
 		OeExecPlan(OeCachedPlan(&plan_sale, sql_sale, 2, sale_types), v, NULL, false, 0);
 		ok = true;
 	}
-	else if (available >= qty && OeStockTake(sku_id, qty, nbuckets, false, &parts, &nparts))
+	else if (available >= qty && OeStockTake(sku_id, qty, nbuckets, false, NULL, &parts, &nparts))
 	{
 		v[1] = Int64GetDatum(qty);
 		OeExecPlan(OeCachedPlan(&plan_sale, sql_sale, 2, sale_types), v, NULL, false, 0);
