@@ -169,3 +169,18 @@ COMMIT;
 SELECT order_no, sku_id, qty, unit_price, line_total FROM order_lines WHERE order_no = 1040202 ORDER BY line_no;
 SELECT sku_id, available, held FROM stock_bucket WHERE sku_id IN (104010, 104011) ORDER BY sku_id;
 SELECT ok FROM stock_audit() WHERE sku_id IN (104010, 104011);
+
+-- an expression index is kept too (common/index_cache.c), its expression
+-- and predicate prepared once for the backend: the second and third
+-- placements reuse them, and every line gets its entry
+CREATE INDEX test_line_value ON order_lines ((qty::numeric * unit_price)) WHERE qty > 1;
+SELECT place_order(1040301, 7, 1, '[{"sku_id": 104010, "qty": 2}, {"sku_id": 104011, "qty": 1}]') AS status;
+SELECT place_order(1040302, 7, 1, '[{"sku_id": 104010, "qty": 3}]') AS status;
+SELECT place_order(1040303, 7, 1, '[{"sku_id": 104011, "qty": 4}]') AS status;
+SELECT bt_index_check('order_engine.test_line_value'::regclass, true) AS every_line_indexed;
+SET enable_seqscan = off;
+SELECT order_no, qty, unit_price FROM order_lines WHERE qty::numeric * unit_price IN (6.00, 12.00) AND qty > 1
+ ORDER BY order_no;
+RESET enable_seqscan;
+DROP INDEX test_line_value;
+

@@ -23,10 +23,14 @@
  * in use by an open insert, so it is freed only at the end of the
  * top-level transaction, when none can be.
  *
- * Only plain B-tree indexes are kept (no expressions, no exclusion
- * constraint): those keep nothing of the EState or of the relcache in
- * their IndexInfo once the predicate is prepared.  A table with any
- * other index gets ExecOpenIndices every time.
+ * Only B-tree indexes without an exclusion constraint are kept: those
+ * keep nothing of the EState or of the relcache in their IndexInfo once
+ * the predicate and the expressions are prepared, here, with no parent
+ * plan (as ExecPrepareQual and ExecPrepareExprList prepare them, in the
+ * EState's memory, when they find them unset).  Until 1.0 expression
+ * indexes were left out too, and orders' orders_finished_idx made every
+ * order insert build six IndexInfos and plan two predicates.  A table
+ * with any other index gets ExecOpenIndices every time.
  *
  *-------------------------------------------------------------------------
  */
@@ -146,12 +150,26 @@ build(TableIndexes *e, Relation rel)
 
 		old = MemoryContextSwitchTo(e->cxt);
 		ii = BuildIndexInfo(idx);
-		if (idx->rd_rel->relam != BTREE_AM_OID || ii->ii_Expressions != NIL ||
-			ii->ii_ExclusionOps != NULL)
+		if (idx->rd_rel->relam != BTREE_AM_OID || ii->ii_ExclusionOps != NULL)
 			e->cacheable = false;
-		else if (ii->ii_Predicate != NIL)
-			ii->ii_PredicateState =
-				ExecInitQual((List *) expression_planner((Expr *) ii->ii_Predicate), NULL);
+		else
+		{
+			/*
+			 * Prepared as FormIndexDatum and ExecInsertIndexTuples would
+			 * prepare them (ExecPrepareExprList, ExecPrepareQual: planned,
+			 * then initialised with no parent plan), but here, once: what
+			 * they find set they use.
+			 */
+			ListCell   *ec;
+
+			foreach(ec, ii->ii_Expressions)
+				ii->ii_ExpressionsState =
+					lappend(ii->ii_ExpressionsState,
+							ExecInitExpr(expression_planner((Expr *) lfirst(ec)), NULL));
+			if (ii->ii_Predicate != NIL)
+				ii->ii_PredicateState =
+					ExecInitQual((List *) expression_planner((Expr *) ii->ii_Predicate), NULL);
+		}
 		MemoryContextSwitchTo(old);
 		e->index_oids[e->nindexes] = lfirst_oid(lc);
 		e->infos[e->nindexes] = ii;

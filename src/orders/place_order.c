@@ -177,10 +177,11 @@ write_placed_event(Datum order_no, Datum deadline, Datum total)
  * index access (common/direct_insert.c); or by insert_placement (all
  * three) or insert_placed_event (the event) when a table has anything
  * an INSERT would honour that the direct write does not.  values are
- * insert_placement's.
+ * insert_placement's; line_totals[i] is qty * price of line i.
  */
 static void
-write_placement(Datum *values, const OeLines *lines, const Datum *prices)
+write_placement(Datum *values, const OeLines *lines, const Datum *prices,
+				const Datum *line_totals)
 {
 	static const char *const order_cols[] = {
 		"order_no", "buyer_id", "seller_id", "status", "total", "line_count",
@@ -221,9 +222,7 @@ write_placement(Datum *values, const OeLines *lines, const Datum *prices)
 		row[2] = Int64GetDatum(lines->sku_ids[i]);
 		row[3] = Int64GetDatum(lines->qtys[i]);
 		row[4] = prices[i];
-		row[5] = DirectFunctionCall2(numeric_mul,
-									 DirectFunctionCall1(int8_numeric, Int64GetDatum(lines->qtys[i])),
-									 prices[i]);
+		row[5] = line_totals[i];
 		OeDirectInsertRow(order_lines, row, nulls);
 	}
 	OeDirectInsertEnd(order_lines);
@@ -369,6 +368,7 @@ place_order(FunctionCallInfo fcinfo)
 	OeLines		lines;
 	Datum		prices[OE_MAX_ORDER_LINES];
 	bool		has_price[OE_MAX_ORDER_LINES];
+	Datum		line_totals[OE_MAX_ORDER_LINES];
 	Datum		total;
 	text	   *result;
 	text	   *quote_token = NULL;
@@ -444,10 +444,13 @@ place_order(FunctionCallInfo fcinfo)
 				OeQuoteConsume(&quote);
 			total = DirectFunctionCall1(int8_numeric, Int64GetDatum(0));
 			for (int i = 0; i < lines.n; i++)
-				total = DirectFunctionCall2(numeric_add, total,
-											DirectFunctionCall2(numeric_mul, prices[i],
-																DirectFunctionCall1(int8_numeric,
-																					Int64GetDatum(lines.qtys[i]))));
+			{
+				line_totals[i] = DirectFunctionCall2(numeric_mul,
+													 DirectFunctionCall1(int8_numeric,
+																		 Int64GetDatum(lines.qtys[i])),
+													 prices[i]);
+				total = DirectFunctionCall2(numeric_add, total, line_totals[i]);
+			}
 			values[0] = Int64GetDatum(order_no);
 			values[1] = Int64GetDatum(buyer_id);
 			values[2] = Int64GetDatum(seller_id);
@@ -457,7 +460,7 @@ place_order(FunctionCallInfo fcinfo)
 			values[6] = PointerGetDatum(OeInt8Array(lines.sku_ids, lines.n));
 			values[7] = PointerGetDatum(OeInt8Array(lines.qtys, lines.n));
 			values[8] = PointerGetDatum(OeOrderPriceArray(prices, lines.n));
-			write_placement(values, &lines, prices);
+			write_placement(values, &lines, prices, line_totals);
 			OeOrdersOutboxNotify();
 			OeWorkerWakeAtCommit(deadline);
 			result = cstring_to_text("pending_payment");
