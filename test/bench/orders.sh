@@ -68,31 +68,31 @@ CREATE INDEX p_events_order ON p_events (order_no);
 CREATE INDEX p_events_pending ON p_events (event_id) WHERE processed_at IS NULL;
 SQL
 
+# every script starts the same: three SKUs, a buyer, the order number
+cat >"$BENCH_DIR/head.sql" <<'EOF2'
+\set s1 random(1, 333)
+\set s2 random(334, 666)
+\set s3 random(667, 999)
+\set buyer random(1, 100000)
+SELECT nextval('ono') AS n \gset
+EOF2
+
 # The lines go as JSON text, as a driver sends a jsonb parameter
 # (psycopg2's Json, JDBC's setObject with a PGobject of type jsonb): pgbench
 # puts the SKU numbers into the literal.  Under -M prepared pgbench would
 # leave ":s1" inside the literal, so that protocol builds the array with
 # jsonb_build_array/jsonb_build_object instead, as engine_built does in
 # every simple-protocol round (a function to resolve, plan and call per
-# object: 4% and 17% fewer tps than the literal in two runs of 1.0).
+# object: from 2% more to 17% fewer tps than the literal in four runs of
+# 1.0, a median of 4% fewer).
 if [ "$PROTOCOL" = simple ]; then
-cat >"$BENCH_DIR/engine.sql" <<'EOF2'
-\set s1 random(1, 333)
-\set s2 random(334, 666)
-\set s3 random(667, 999)
-\set buyer random(1, 100000)
-SELECT nextval('ono') AS n \gset
+cat "$BENCH_DIR/head.sql" - >"$BENCH_DIR/engine.sql" <<'EOF2'
 SELECT order_engine.place_order(:n, :buyer, 1,
     '[{"sku_id": :s1, "qty": 1}, {"sku_id": :s2, "qty": 2}, {"sku_id": :s3, "qty": 1}]');
 EOF2
 fi
 
-cat >"$BENCH_DIR/engine_built.sql" <<'EOF2'
-\set s1 random(1, 333)
-\set s2 random(334, 666)
-\set s3 random(667, 999)
-\set buyer random(1, 100000)
-SELECT nextval('ono') AS n \gset
+cat "$BENCH_DIR/head.sql" - >"$BENCH_DIR/engine_built.sql" <<'EOF2'
 SELECT order_engine.place_order(:n, :buyer, 1, jsonb_build_array(
     jsonb_build_object('sku_id', :s1::bigint, 'qty', 1),
     jsonb_build_object('sku_id', :s2::bigint, 'qty', 2),
@@ -100,12 +100,7 @@ SELECT order_engine.place_order(:n, :buyer, 1, jsonb_build_array(
 EOF2
 [ "$PROTOCOL" = simple ] || cp "$BENCH_DIR/engine_built.sql" "$BENCH_DIR/engine.sql"
 
-cat >"$BENCH_DIR/plain.sql" <<'EOF2'
-\set s1 random(1, 333)
-\set s2 random(334, 666)
-\set s3 random(667, 999)
-\set buyer random(1, 100000)
-SELECT nextval('ono') AS n \gset
+cat "$BENCH_DIR/head.sql" - >"$BENCH_DIR/plain.sql" <<'EOF2'
 BEGIN;
 SELECT 1 FROM p_orders WHERE order_no = :n;
 UPDATE p_stock SET available = available - 1, held = held + 1 WHERE sku_id = :s1 AND available >= 1 RETURNING price AS p1 \gset
@@ -122,12 +117,7 @@ INSERT INTO p_events (order_no, event) VALUES (:n, 'placed');
 COMMIT;
 EOF2
 
-cat >"$BENCH_DIR/plain_single.sql" <<'EOF2'
-\set s1 random(1, 333)
-\set s2 random(334, 666)
-\set s3 random(667, 999)
-\set buyer random(1, 100000)
-SELECT nextval('ono') AS n \gset
+cat "$BENCH_DIR/head.sql" - >"$BENCH_DIR/plain_single.sql" <<'EOF2'
 WITH line (line_no, sku_id, qty) AS (
          VALUES (1, :s1::bigint, 1::bigint), (2, :s2::bigint, 2::bigint), (3, :s3::bigint, 1::bigint)),
      taken AS (
