@@ -190,7 +190,7 @@ OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 	Relation	rel;
 	BucketChange ch;
 	ScanKeyData key[2];
-	SysScanDesc scan;
+	SysScanDesc scan = NULL;
 	HeapTuple	tup;
 	HeapTupleData fetched;
 	Buffer		buf;
@@ -222,23 +222,21 @@ OeStockBucketRowAdd(int64 sku_id, int32 bucket, int64 min_available,
 
 	/* the version the statement's snapshot sees, changed if it qualifies */
 	if (fetch_at(rel, tid, snap, &ch, sku_id, &fetched, &buf))
-	{
-		if (has_min_available(rel, &fetched, &ch) &&
-			OeDirectRowChange(rel, &fetched, snap, "a bucket row", has_min_available, add_deltas, &ch))
-			result = 1;
-		ReleaseBuffer(buf);
-	}
+		tup = &fetched;
 	else
 	{
 		ScanKeyInit(&key[0], ch.c.sku_id, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(sku_id));
 		ScanKeyInit(&key[1], ch.c.bucket, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(bucket));
 		scan = OeIndexProbeBegin(rel, pkey, snap, 2, key);
 		tup = systable_getnext(scan);
-		if (HeapTupleIsValid(tup) && has_min_available(rel, tup, &ch) &&
-			OeDirectRowChange(rel, tup, snap, "a bucket row", has_min_available, add_deltas, &ch))
-			result = 1;
-		systable_endscan(scan);
 	}
+	if (HeapTupleIsValid(tup) && has_min_available(rel, tup, &ch) &&
+		OeDirectRowChange(rel, tup, snap, "a bucket row", has_min_available, add_deltas, &ch))
+		result = 1;
+	if (scan != NULL)
+		systable_endscan(scan);
+	else
+		ReleaseBuffer(buf);
 
 	UnregisterSnapshot(snap);
 	table_close(rel, NoLock);

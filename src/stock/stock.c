@@ -294,7 +294,7 @@ hand_over_prices(const int64 *sku_ids, int nlines, StockLook *looks,
 	{
 		const StockLook *k = OeStockLookFind(looks, nlines, sku_ids[i]);
 
-		prices->has_price[i] = k != NULL && k->known && k->has_price;
+		prices->has_price[i] = k != NULL && k->has_price;
 		prices->values[i] = prices->has_price[i] ? k->price : (Datum) 0;
 	}
 }
