@@ -59,6 +59,10 @@
 #   orders by finishing time
 #   a take starts where the      the lookup's tid never used (the probe    regress 104_direct_write_caches
 #   lookup saw its bucket row    every time)
+#   a held NOTIFY goes out when  the worker's sleep not cut short for it   TAP 500_worker_jobs
+#   the gather ends
+#   commits gather behind one    order_engine.notify_gather ignored        TAP 500_worker_jobs
+#   NOTIFY
 #
 # scripts/test.sh runs it as the "mutation" suite; the last line is
 # "N passed, N failed" like every suite.
@@ -223,6 +227,12 @@ mutate "the archive walks finished orders by finishing time" src/jobs/archive.c 
 mutate "a take starts where the lookup saw its bucket row" src/stock/bucket_row.c \
     's/if \(tid == NULL \|\| !ItemPointerIsValid\(tid\) \|\| IsolationIsSerializable\(\)\)/if (true)/' \
     regress 104_direct_write_caches
+mutate "a held NOTIFY goes out when the gather ends" src/worker/worker.c \
+    's/if \(notify_held && OeWorkerSlotSignalPending\(slot, true\)\)/if (false)/' \
+    tap 500_worker_jobs
+mutate "commits gather behind one NOTIFY" src/worker/worker.c \
+    's/notify_held = !TimestampDifferenceExceeds\(last_notify, now, OeNotifyGatherMs\);/notify_held = false;/' \
+    tap 500_worker_jobs
 
 # the unmutated tree passes the same tests, so each failure above was the mutation's
 if build_install && cmp -s "$WORK/src/src/stock/stock.c" "$M/src/src/stock/stock.c" &&

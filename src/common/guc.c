@@ -24,6 +24,7 @@
 
 char	   *OeDatabaseList = NULL;
 int			OeNaptimeMs = 5000;
+int			OeNotifyGatherMs = 5;
 int			OeBatchSize = 1000;
 int			OeArchiveAfterSecs = 90 * SECS_PER_DAY;
 int			OeArchiveBatchSize = 500;
@@ -146,6 +147,16 @@ OeDefineGucs(void)
 							"instead of a round for each; a hold's release waits at most this much longer.",
 							&OeExpiryGatherMs,
 							20, 0, 10000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("order_engine.notify_gather",
+							"Shortest time between two outbox notifications the order_engine worker sends.",
+							"Commits within it share one NOTIFY order_engine_events, sent when it ends; "
+							"a notification comes at most this much later.",
+							&OeNotifyGatherMs,
+							5, 0, 10000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

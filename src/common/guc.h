@@ -21,6 +21,7 @@
 extern char *OeDatabaseList;
 extern int	OeNaptimeMs;
 extern int	OeExpiryGatherMs;
+extern int	OeNotifyGatherMs;
 extern int	OeBatchSize;
 
 /* jobs/archive.c */

@@ -241,7 +241,14 @@ idem_begin(FunctionCallInfo fcinfo)
 	request_text = JsonbToCString(NULL, &request->root, VARSIZE(request));
 	fingerprint = OeSha256Bytea(request_text, strlen(request_text));
 
-	InitMaterializedSRF(fcinfo, 0);
+	/*
+	 * The caller's row type is the declared one (a function with OUT
+	 * columns takes no column definition list); copying it saves building
+	 * it again from pg_proc on every call.
+	 */
+	InitMaterializedSRF(fcinfo, rsinfo != NULL && IsA(rsinfo, ReturnSetInfo) &&
+						rsinfo->expectedDesc != NULL ?
+						MAT_SRF_USE_EXPECTED_DESC : 0);
 
 	lock = try_key_lock(scope, key, &tag);
 	if (lock == LOCKACQUIRE_NOT_AVAIL)

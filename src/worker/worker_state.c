@@ -321,6 +321,16 @@ static bool recheck_at_commit = false;
 static bool notify_at_commit = false;
 static bool signal_callback_registered = false;
 
+/* set a slot's flag; true if it was clear */
+static bool
+raise_flag(pg_atomic_uint32 *flag)
+{
+	/* the read keeps the line shared while the worker holds a NOTIFY back */
+	if (pg_atomic_read_u32(flag) != 0)
+		return false;
+	return pg_atomic_exchange_u32(flag, 1) == 0;
+}
+
 static void
 oe_signal_xact_callback(XactEvent event, void *arg)
 {
@@ -330,14 +340,22 @@ oe_signal_xact_callback(XactEvent event, void *arg)
 		for (int i = 0; i < OE_MAX_DATABASES; i++)
 		{
 			OeWorkerSlot *slot = &oe_state->slots[i];
+			bool		wake = false;
 
 			if (slot->dboid != MyDatabaseId || slot->latch == NULL)
 				continue;
-			if (recheck_at_commit)
-				pg_atomic_write_u32(&slot->recheck_pending, 1);
-			if (notify_at_commit)
-				pg_atomic_write_u32(&slot->notify_pending, 1);
-			SetLatch(slot->latch);
+
+			/*
+			 * A flag already set needs no latch: whoever set it set the
+			 * latch after it, and the worker clears the flag before it acts
+			 * on what the flag says, so it acts after this commit.
+			 */
+			if (recheck_at_commit && raise_flag(&slot->recheck_pending))
+				wake = true;
+			if (notify_at_commit && raise_flag(&slot->notify_pending))
+				wake = true;
+			if (wake)
+				SetLatch(slot->latch);
 		}
 		LWLockRelease(oe_state->lock);
 	}
@@ -411,6 +429,14 @@ OeWorkerSlotTakeSignal(OeWorkerSlot *slot, bool notify)
 {
 	return pg_atomic_exchange_u32(notify ? &slot->notify_pending
 								  : &slot->recheck_pending, 0) != 0;
+}
+
+/* whether the flag is set, leaving it set */
+bool
+OeWorkerSlotSignalPending(OeWorkerSlot *slot, bool notify)
+{
+	return pg_atomic_read_u32(notify ? &slot->notify_pending
+							  : &slot->recheck_pending) != 0;
 }
 
 /*

@@ -81,6 +81,7 @@ extern void OeWorkerEndHoldOff(Oid dboid);
 extern void OeWorkerRequestExitExcept(const Oid *keep, int nkeep);
 extern void OeLauncherPublish(void);
 extern bool OeWorkerSlotTakeSignal(OeWorkerSlot *slot, bool notify);
+extern bool OeWorkerSlotSignalPending(OeWorkerSlot *slot, bool notify);
 
 #define OE_EVENTS_CHANNEL		"order_engine_events"
 

@@ -231,5 +231,43 @@ like($status, qr/release_expired\|t\|0/, 'release_expired counted its rows');
 like($status, qr/close_unpaid\|t\|0/, 'close_unpaid counted its rows');
 like($status, qr/archive_orders\|t\|0/, 'archive_orders counted its rows');
 
+# order_engine.notify_gather: a commit within the gap after a NOTIFY gets
+# no NOTIFY of its own at once, but one when the gap ends; nothing else
+# wakes the worker meanwhile (nap 1 h, the second order's deadline later
+# than the first's).  10 s, so that "not yet" cannot be a slow machine.
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET order_engine.notify_gather = '10s';
+	SELECT pg_reload_conf();
+});
+ok(worker_looped(), 'the worker went round after the reload');
+sub notified_within
+{
+	my ($l, $secs) = @_;
+	my $deadline = time() + $secs;
+	while (time() < $deadline)
+	{
+		return 1 if flush_listener($l) =~ /Asynchronous notification/;
+		usleep(100_000);
+	}
+	return 0;
+}
+{
+	my $l = start_listener();
+	$node->safe_psql('postgres', q{SELECT order_engine.place_order(9003, 1, 1, '[{"sku_id": 9, "qty": 1}]')});
+	ok(notified_within($l, 60), 'the first commit after a quiet spell is notified');
+	$l->{out} = '';
+	$node->safe_psql('postgres', q{SELECT order_engine.place_order(9004, 1, 1, '[{"sku_id": 9, "qty": 1}]')});
+	unlike(flush_listener($l), qr/Asynchronous notification/,
+		'a commit within notify_gather of the last NOTIFY is not notified at once');
+	$l->{out} = '';
+	ok(notified_within($l, 60), 'it is notified when the gap ends');
+	$l->{in} .= "\\q\n";
+	$l->{h}->finish;
+}
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM RESET order_engine.notify_gather;
+	SELECT pg_reload_conf();
+});
+
 $node->stop;
 done_testing();
