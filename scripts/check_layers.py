@@ -28,8 +28,9 @@ It prints every edge with what makes it, and exits 1 if
   * a symbol is declared in a header of one node and defined in a .c file
     of another (the header belongs to the folder that implements it), or
     declared extern in two headers, or
-  * a file other than common/internal_sql.c calls SPI_connect or starts a
-    subtransaction (the one internal-SQL path pins the search path there).
+  * a file other than common/internal_sql.c connects SPI, prepares or runs
+    a statement, or starts a subtransaction (the one internal-SQL path pins
+    the search path there).
 
     scripts/check_layers.py [src-dir]
 """
@@ -62,7 +63,14 @@ IDENT = re.compile(r'\b[A-Za-z_]\w*\b')
 
 # what only the internal-SQL path may call
 SQL_PATH = os.path.join("common", "internal_sql.c")
-ONLY_IN_SQL_PATH = ("SPI_connect", "SPI_connect_ext", "BeginInternalSubTransaction")
+ONLY_IN_SQL_PATH = ("SPI_connect", "SPI_connect_ext", "BeginInternalSubTransaction",
+                    "SPI_prepare", "SPI_prepare_cursor", "SPI_prepare_params",
+                    "SPI_prepare_extended", "SPI_execute", "SPI_exec",
+                    "SPI_execute_plan", "SPI_execp", "SPI_execute_plan_extended",
+                    "SPI_execute_plan_with_paramlist", "SPI_execute_snapshot",
+                    "SPI_execute_with_args", "SPI_execute_extended",
+                    "SPI_cursor_open", "SPI_cursor_open_with_args",
+                    "SPI_cursor_open_with_paramlist", "SPI_cursor_parse_open")
 
 
 def strip(src):
@@ -181,9 +189,10 @@ def main(argv):
             if h and os.path.dirname(h) != os.path.dirname(f):
                 problems.append("%s is defined in %s but declared in %s (another folder)" % (sym, f, h))
 
-    # the one internal-SQL path: only common/internal_sql.c connects SPI
-    # (OeSqlConnect pins the scope's search_path first) or starts a
-    # subtransaction (OeRunInSubtransaction)
+    # the one internal-SQL path: only common/internal_sql.c connects SPI,
+    # prepares or runs a statement (OeKeepPlan and OeExecPlan pin the
+    # scope's search_path first) or starts a subtransaction
+    # (OeRunInSubtransaction)
     for f, src in sorted(files.items()):
         if f == SQL_PATH:
             continue

@@ -21,11 +21,14 @@
  *
  * Why the path is pinned at the first statement, not at the scope's start:
  * only SQL resolves names through it, and every statement of ours is
- * connected through OeSqlConnect (scripts/check_layers.py refuses
- * SPI_connect anywhere else).  Work that reads and writes by OID (the direct
- * heap and index paths of idem_begin and idem_finish) then pays for no pin:
- * on PostgreSQL 15 setting the GUC and undoing it walk every GUC variable
- * (AtEOXact_GUC), 2.4% of the CPU of an idempotent request under pgbench.
+ * prepared by OeKeepPlan and run by OeExecPlan, which pin it first
+ * (scripts/check_layers.py refuses SPI_connect, SPI_prepare* and
+ * SPI_execute* anywhere else).  Work that reads and writes by OID (the
+ * direct heap and index paths of reserve, place_order, idem_begin and
+ * idem_finish) then pays for no pin even when it connects SPI for a
+ * fallback it does not take: on PostgreSQL 15 setting the GUC and undoing
+ * it walk every GUC variable (AtEOXact_GUC), 2.4% of the CPU of an
+ * idempotent request under pgbench, 7k of a placement's 527k instructions.
  * A scope's pin state lives in a static stack, not in the caller's frame,
  * so that a (sub)transaction abort can drop the state of the scopes it
  * unwound (their frames are gone) without touching freed stack memory.
@@ -316,7 +319,6 @@ OePinSearchPath(void)
 void
 OeSqlConnect(void)
 {
-	OePinSearchPath();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "order_engine: SPI_connect failed");
 }
@@ -424,6 +426,9 @@ OeKeepPlan(const char *sql, int nargs, const Oid *argtypes)
 		relation_hook_installed = true;
 	}
 
+	/* parsing resolves names: the path is pinned first */
+	OePinSearchPath();
+
 	/*
 	 * Always the generic plan: our statements are index lookups by key
 	 * whatever the values, and a custom plan would be re-planned on every
@@ -444,7 +449,11 @@ OeExecPlan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only,
 {
 	int			rc = 0;
 
-	/* planning happens here, at the first execution of a generic plan */
+	/*
+	 * planning happens here, at the first execution of a generic plan, and
+	 * the statement's functions resolve names as they run: pinned first
+	 */
+	OePinSearchPath();
 	exec_depth++;
 	PG_TRY();
 	{

@@ -71,15 +71,15 @@ typedef struct OeInternalScope
 
 /*
  * Become the owner (as_owner) or stay the caller; the search path is
- * pinned before the scope's first statement (OeSqlConnect), and undone by
- * OeInternalExit / OeInternalAbort.
+ * pinned before the scope's first statement is prepared or run
+ * (OeKeepPlan, OeExecPlan), and undone by OeInternalExit / OeInternalAbort.
  */
 extern void OeInternalEnter(OeInternalScope *scope, bool as_owner);
 /* pin the innermost scope's search path now, if it is not pinned yet */
 extern void OePinSearchPath(void);
 /*
- * SPI_connect for internal SQL, the only one: pins the scope's path first.
- * ERROR if SPI cannot connect.
+ * SPI_connect for internal SQL, the only one.  ERROR if SPI cannot
+ * connect.  Pins nothing: the first statement does (OeExecPlan).
  */
 extern void OeSqlConnect(void);
 extern void OeInternalExit(OeInternalScope *scope);
@@ -123,7 +123,10 @@ extern int	OeQueryRun(OeQuery *q, Datum *values, const char *nulls,
 extern SPIPlanPtr OeCachedPlan(SPIPlanPtr *slot, const char *sql, int nargs,
 							   const Oid *argtypes);
 
-/* run a kept plan (from OeKeepPlan); SPI failures are bugs */
+/*
+ * Run a kept plan (from OeKeepPlan), the search path pinned first; the
+ * only SPI_execute_plan.  Returns SPI's code; SPI failures are bugs.
+ */
 extern int	OeExecPlan(SPIPlanPtr plan, Datum *values, const char *nulls,
 					   bool read_only, long count);
 

@@ -149,7 +149,7 @@ claim_by_sql(const OeIdemPlans *plans, Datum *args, bytea *fingerprint,
 	bool		isnull;
 	IdemKeyRow	row;
 
-	if (SPI_execute_plan(plans->claim, args, NULL, false, 0) != SPI_OK_SELECT ||
+	if (OeExecPlan(plans->claim, args, NULL, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not claim idempotency key");
 	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, Anum_key_inserted, &isnull);
@@ -174,7 +174,7 @@ change_by_sql(IdemOutcome outcome, const OeIdemPlans *plans, Datum *args,
 {
 	IdemKeyRow	row;
 
-	if (SPI_execute_plan(plans->read_locked, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (OeExecPlan(plans->read_locked, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not lock idempotency key");
 	if (SPI_processed == 0)
 		return IDEM_IN_PROGRESS;
@@ -182,7 +182,7 @@ change_by_sql(IdemOutcome outcome, const OeIdemPlans *plans, Datum *args,
 	outcome = classify_row(&row, fingerprint, scope, key, response, response_null);
 	if (outcome == IDEM_RESET)
 	{
-		if (SPI_execute_plan(plans->reset, args, NULL, false, 0) != SPI_OK_UPDATE)
+		if (OeExecPlan(plans->reset, args, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not reset idempotency key");
 		return IDEM_STARTED;
 	}
@@ -190,7 +190,7 @@ change_by_sql(IdemOutcome outcome, const OeIdemPlans *plans, Datum *args,
 	{
 		Datum		targs[5] = {args[0], args[1], args[3], args[4], args[6]};
 
-		if (SPI_execute_plan(plans->takeover, targs, NULL, false, 0) != SPI_OK_UPDATE)
+		if (OeExecPlan(plans->takeover, targs, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not take over idempotency key");
 		ereport(LOG,
 				(errmsg("order_engine: took over the stale claim on idempotency key \"%s\" in scope \"%s\"",

@@ -39,7 +39,7 @@ raise_not_held(const OeIdemPlans *plans, text *scope, text *key,
 	Datum		args[2] = {PointerGetDatum(scope), PointerGetDatum(key)};
 	char	   *state;
 
-	if (SPI_execute_plan(plans->diagnose, args, NULL, false, 1) != SPI_OK_SELECT)
+	if (OeExecPlan(plans->diagnose, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read idempotency key");
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -125,7 +125,7 @@ idem_finish(FunctionCallInfo fcinfo)
 	plans = OeIdemPlansGet();
 	if (done == -1)
 	{
-		if (SPI_execute_plan(plans->finish, args, nulls, false, 0) != SPI_OK_UPDATE)
+		if (OeExecPlan(plans->finish, args, nulls, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not finish idempotency key");
 		done = (SPI_processed == 1);
 	}
@@ -158,7 +158,7 @@ oe_idem_abort(PG_FUNCTION_ARGS)
 
 	OeSqlConnect();
 	plans = OeIdemPlansGet();
-	if (SPI_execute_plan(plans->abort_key, args, nulls, false, 0) != SPI_OK_DELETE)
+	if (OeExecPlan(plans->abort_key, args, nulls, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not abort idempotency key");
 	if (SPI_processed != 1)
 		raise_not_held(plans, scope, key, "abort", claim != NULL);

@@ -68,14 +68,14 @@ OeReapExpiredKeys(int32 max_rows)
 	}
 
 	args[0] = Int32GetDatum(max_rows);
-	if (SPI_execute_plan(plan_reap_keys, args, NULL, false, 0) != SPI_OK_DELETE)
+	if (OeExecPlan(plan_reap_keys, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not reap idempotency keys");
 	reaped = (int64) SPI_processed;
 
 	if (reaped < max_rows)
 	{
 		args[0] = Int32GetDatum(max_rows - (int32) reaped);
-		if (SPI_execute_plan(plan_reap_tokens, args, NULL, false, 0) != SPI_OK_DELETE)
+		if (OeExecPlan(plan_reap_tokens, args, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not reap checkout tokens");
 		reaped += (int64) SPI_processed;
 	}
@@ -91,7 +91,7 @@ OeReapExpiredKeys(int32 max_rows)
 				" WHERE q.quote_hash OPERATOR(pg_catalog.=) d.quote_hash",
 				1, types);
 		args[0] = Int32GetDatum(max_rows - (int32) reaped);
-		if (SPI_execute_plan(plan_reap_quotes, args, NULL, false, 0) != SPI_OK_DELETE)
+		if (OeExecPlan(plan_reap_quotes, args, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not reap checkout quotes");
 		reaped += (int64) SPI_processed;
 	}

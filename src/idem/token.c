@@ -72,7 +72,7 @@ oe_issue_token(PG_FUNCTION_ARGS)
 							   " VALUES ($1, $2, pg_catalog.now(), $3)",
 							   3, types);
 	}
-	if (SPI_execute_plan(plan_issue, args, NULL, false, 0) != SPI_OK_INSERT)
+	if (OeExecPlan(plan_issue, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store checkout token");
 	SPI_finish();
 
@@ -111,7 +111,7 @@ oe_consume_token(PG_FUNCTION_ARGS)
 								 " AND expires_at OPERATOR(pg_catalog.>) pg_catalog.now()",
 								 2, types);
 	}
-	if (SPI_execute_plan(plan_consume, args, NULL, false, 0) != SPI_OK_DELETE)
+	if (OeExecPlan(plan_consume, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not consume checkout token");
 	consumed = SPI_processed == 1;
 	SPI_finish();

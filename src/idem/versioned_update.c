@@ -164,7 +164,7 @@ OeVersionedUpdate(Oid relid, Jsonb *key, int64 expected_version, Jsonb *changes)
 	values[nparams] = Int64GetDatum(expected_version);
 	nulls[nparams] = ' ';
 
-	rc = SPI_execute_plan(plan->update_plan, values, nulls, false, 0);
+	rc = OeExecPlan(plan->update_plan, values, nulls, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "versioned update of %s failed: %s", plan->relname,
 			 SPI_result_code_string(rc));
@@ -186,7 +186,7 @@ OeVersionedUpdate(Oid relid, Jsonb *key, int64 expected_version, Jsonb *changes)
 	}
 
 	/* nothing matched: a stale version or no such row? */
-	rc = SPI_execute_plan(plan->select_plan, values + plan->nchanges,
+	rc = OeExecPlan(plan->select_plan, values + plan->nchanges,
 						  nulls + plan->nchanges, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the version of %s: %s", plan->relname,
