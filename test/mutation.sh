@@ -59,6 +59,8 @@
 #   orders by finishing time
 #   a take starts where the      the lookup's tid never used (the probe    regress 104_direct_write_caches
 #   lookup saw its bucket row    every time)
+#   a statement pins the path    OeKeepPlan and OeExecPlan pin nothing      TAP 810_hostile_sweep
+#   before it is prepared or run
 #   a held NOTIFY goes out when  the worker's sleep not cut short for it   TAP 500_worker_jobs
 #   the gather ends
 #   commits gather behind one    order_engine.notify_gather ignored        TAP 500_worker_jobs
@@ -227,6 +229,9 @@ mutate "the archive walks finished orders by finishing time" src/jobs/archive.c 
 mutate "a take starts where the lookup saw its bucket row" src/stock/bucket_row.c \
     's/if \(tid == NULL \|\| !ItemPointerIsValid\(tid\) \|\| IsolationIsSerializable\(\)\)/if (true)/' \
     regress 104_direct_write_caches
+mutate "a statement pins the path before it is prepared or run" src/common/internal_sql.c \
+    's/(resolves names: the path is pinned first \*\/\n)\tOePinSearchPath\(\);\n/$1/; s/(pinned first\n\t \*\/\n)\tOePinSearchPath\(\);\n/$1/' \
+    tap 810_hostile_sweep
 mutate "a held NOTIFY goes out when the gather ends" src/worker/worker.c \
     's/if \(notify_held && OeWorkerSlotSignalPending\(slot, true\)\)/if (false)/' \
     tap 500_worker_jobs
