@@ -14,7 +14,9 @@
 #
 # Every client updates its own range of rows, so versioned updates never
 # conflict (a conflict is an error, which would end the pgbench client);
-# idempotency keys are random 40-bit numbers, so practically all are new.
+# idempotency keys are random numbers below 9e18, so all are new (with
+# 40-bit keys two of a run's half million could meet, and idem_finish
+# after "completed" is an error that ends the client).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"

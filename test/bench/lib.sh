@@ -123,13 +123,19 @@ bench_psql() {
 # the WAL bytes per pgbench transaction to BENCH_WAL.  The WAL is all the
 # server wrote during the run (pg_current_wal_insert_lsn before and
 # after) over the transactions pgbench counted: the worker's writes of
-# that time are in it, as they are in the cost of a deployment.
+# that time are in it, as they are in the cost of a deployment.  The
+# last column is the CPU the database's order_engine worker used during
+# the run (utime + stime from /proc, in ms; "-" without a worker), also
+# in BENCH_WORKER_MS.
 bench_pgbench() {
-    local name=$1 script=$2 log lsn txns
+    local name=$1 script=$2 log lsn txns worker cpu0 cpu1
     shift 2
     log=$BENCH_DIR/$name.log
     cp "$script" "$BENCH_DIR/$name.sql"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$BENCH_DIR/$name.sql"
+    worker=$(bench_psql -At -c "SELECT pid FROM pg_stat_activity
+        WHERE backend_type = 'order_engine worker' AND datname = current_database()")
+    cpu0=$(bench_cpu_ticks "$worker")
     lsn=$(bench_psql -At -c "SELECT pg_current_wal_insert_lsn()")
     (cd "$BENCH_DIR" && bench_as_postgres pgbench -n -h "$BENCH_DIR" -p "$BENCH_PORT" -U postgres \
         -c "$BENCH_CLIENTS" -j 2 -T "$BENCH_SECONDS" -r -l --log-prefix="$BENCH_DIR/$name" \
@@ -142,7 +148,20 @@ bench_pgbench() {
     BENCH_P99=$(cat "$BENCH_DIR/$name".[0-9]* 2>/dev/null | awk '{print $3}' | sort -n |
         awk '{a[NR]=$1} END {if (NR) printf "%.2f", a[int(NR*0.99)]/1000; else print "n/a"}')
     rm -f "$BENCH_DIR/$name".[0-9]*
-    printf '%-40s %10.0f tps   p99 %8s ms   WAL %6s B/txn\n' "$name" "$BENCH_TPS" "$BENCH_P99" "$BENCH_WAL"
+    BENCH_WORKER_MS=-
+    if [ -n "$cpu0" ] && cpu1=$(bench_cpu_ticks "$worker") && [ -n "$cpu1" ]; then
+        BENCH_WORKER_MS=$(( (cpu1 - cpu0) * 1000 / $(getconf CLK_TCK) ))
+    fi
+    printf '%-40s %10.0f tps   p99 %8s ms   WAL %6s B/txn   worker CPU %5s ms\n' \
+        "$name" "$BENCH_TPS" "$BENCH_P99" "$BENCH_WAL" "$BENCH_WORKER_MS"
+}
+
+# bench_cpu_ticks PID: utime + stime of a process in clock ticks (empty
+# when there is no such process)
+bench_cpu_ticks() {
+    [ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 0
+    # the fields after the command name, which may hold spaces
+    sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
 }
 
 # bench_ratio LABEL A B GOAL: print A/B and whether it meets the goal
