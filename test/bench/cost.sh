@@ -13,6 +13,10 @@
 #   test/bench/cost.sh                 # K = 200
 #   OE_COST_CALLS=500 test/bench/cost.sh
 #   OE_COST_ONLY=place_order test/bench/cost.sh
+#   OE_COST_ONLY=place_order_literal test/bench/cost.sh
+#       the simple-protocol call with its lines as a JSON literal (parse
+#       and plan included); the second column is then the same call with
+#       all six arguments given, not plain SQL
 #
 # Needs valgrind.  Takes a few minutes (valgrind runs ~50x slower).
 set -euo pipefail
@@ -99,6 +103,17 @@ call_plain_order() {
     echo "COMMIT"
 }
 
+# the simple protocol's call, as orders.sh sends it (only with
+# OE_COST_ONLY=place_order_literal): parse and plan of the call included,
+# its two DEFAULTs read back; against the same call with all six arguments
+prepare_place_order_literal() { echo "SELECT 1"; }
+literal_lines() { echo "'[{\"sku_id\": $((1 + $1 % 333)), \"qty\": 1}, {\"sku_id\": $((334 + $1 % 333)), \"qty\": 2}, {\"sku_id\": $((667 + $1 % 333)), \"qty\": 1}]'"; }
+call_place_order_literal() { echo "SELECT order_engine.place_order($1, $((1 + $1 % 100000)), 1, $(literal_lines "$1"))"; }
+prepare_place_order_literal_all_args() { echo "SELECT 1"; }
+call_place_order_literal_all_args() {
+    echo "SELECT order_engine.place_order($1, $((1 + $1 % 100000)), 1, $(literal_lines "$1"), '30 minutes', NULL)"
+}
+
 prepare_reserve() { echo "PREPARE r(bigint, bigint) AS SELECT order_engine.reserve(\$1, ARRAY[\$2], '{1}', '30 minutes')"; }
 call_reserve() { echo "EXECUTE r($((5000000 + $1)), $((1 + $1 % 999)))"; }
 
@@ -175,9 +190,10 @@ per_call() {
 
 OFFSET=1000000
 printf '%-14s %14s %14s %8s\n' "call" "order_engine" "plain SQL" "ratio"
-for pair in "place_order plain_order" "reserve plain_reserve" "escrow plain_reserve" "sold_out plain_sold_out" "sold_out noop_reserve" "idem plain_idem" "next_id plain_next_id"; do
+for pair in "place_order plain_order" "reserve plain_reserve" "escrow plain_reserve" "sold_out plain_sold_out" "sold_out noop_reserve" "idem plain_idem" "next_id plain_next_id" "place_order_literal place_order_literal_all_args"; do
     set -- $pair
     if [ -n "$ONLY" ] && [ "$ONLY" != "$1" ]; then continue; fi
+    if [ -z "$ONLY" ] && [ "$1" = place_order_literal ]; then continue; fi
     # each run its own order numbers: the data directory keeps every run's rows
     e=$(per_call "$1" "$OFFSET") || exit 1
     OFFSET=$((OFFSET + 100000))
