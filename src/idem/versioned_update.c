@@ -187,7 +187,7 @@ OeVersionedUpdate(Oid relid, Jsonb *key, int64 expected_version, Jsonb *changes)
 
 	/* nothing matched: a stale version or no such row? */
 	rc = OeExecPlan(plan->select_plan, values + plan->nchanges,
-						  nulls + plan->nchanges, false, 1);
+					nulls + plan->nchanges, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the version of %s: %s", plan->relname,
 			 SPI_result_code_string(rc));

@@ -108,6 +108,15 @@ oe_extension_installed(void)
 	return installed && oe_worker_become_owner();
 }
 
+/* the current transaction commits without waiting for its WAL flush */
+static void
+oe_commit_without_flush(void)
+{
+	(void) set_config_option("synchronous_commit", "off",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
 /*
  * NOTIFY order_engine_events for the outbox events committed since the
  * last one (see OeOutboxNotify).
@@ -123,9 +132,7 @@ oe_send_notify(void)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	(void) set_config_option("synchronous_commit", "off",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
+	oe_commit_without_flush();
 	Async_Notify(OE_EVENTS_CHANNEL, "");
 	CommitTransactionCommand();
 }
@@ -155,9 +162,7 @@ oe_run_batch(OeJobId job, int32 max_rows, char **error)
 		OeInternalScope scope;
 
 		if (OeJobTable[job].async_commit)
-			(void) set_config_option("synchronous_commit", "off",
-									 PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_LOCAL, true, 0, false);
+			oe_commit_without_flush();
 		/* as order_engine_owner; an abort restores the worker's own user */
 		OeInternalEnter(&scope, true);
 		rows = OeJobRunBatch(job, max_rows);
